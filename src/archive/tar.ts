@@ -1,0 +1,70 @@
+/**
+ * Whole-system archives with GNU tar and zstd (or gzip), as streams. GNU tar
+ * keeps device nodes, FIFOs, hard links, absolute symlinks, modes incl.
+ * setuid/setgid, numeric owners, ACLs, xattrs (file capabilities) and sparse
+ * files exactly; node-tar does not (see ARCHITECTURE.md). Argument arrays only.
+ */
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { execa, type ResultPromise } from 'execa';
+
+export type Compression = 'zstd' | 'gzip';
+
+export const EXTENSION: Record<Compression, string> = { zstd: 'tar.zst', gzip: 'tar.gz' };
+
+const TAR_COMMON = ['--numeric-owner', '--xattrs', '--xattrs-include=*', '--acls'];
+
+function compressor(compression: Compression, level: number): [string, string[]] {
+  if (compression === 'zstd') return ['zstd', ['-q', '-c', '-T0', `-${Math.min(level, 19)}`]];
+  return ['gzip', ['-c', `-${Math.min(level, 9)}`]];
+}
+
+function decompressor(compression: Compression): [string, string[]] {
+  return compression === 'zstd' ? ['zstd', ['-q', '-d', '-c']] : ['gzip', ['-d', '-c']];
+}
+
+async function finished(name: string, child: ResultPromise): Promise<void> {
+  const result = await child;
+  if (result.exitCode !== 0) {
+    const stderr = String(result.stderr ?? '').trim().split('\n').slice(-5).join('; ');
+    throw new Error(`${name} exited with ${result.exitCode ?? result.signal}${stderr ? `: ${stderr}` : ''}`);
+  }
+}
+
+/**
+ * Archives the tree at `root`: `tar -c | zstd -T0`. Returns the compressed
+ * stream and a promise that settles when both programs have ended.
+ */
+export function packTree(root: string, compression: Compression, level: number): { stream: Readable; done: Promise<void> } {
+  const tar = execa('tar', ['--create', '--file=-', '--sparse', '--one-file-system', ...TAR_COMMON, '--directory', root, '.'], {
+    buffer: { stdout: false, stderr: true },
+    reject: false,
+    stdin: 'ignore',
+  });
+  const [file, args] = compressor(compression, level);
+  const zip = execa(file, args, { buffer: { stdout: false, stderr: true }, reject: false, stdin: 'pipe' });
+  const piped = pipeline(tar.stdout, zip.stdin);
+  const done = Promise.all([finished('tar', tar), finished(file, zip), piped]).then(() => undefined);
+  return { stream: zip.stdout, done };
+}
+
+/** Unpacks a compressed archive stream into `root` (which must exist), exactly as it was packed. */
+export async function unpackTree(stream: Readable, root: string, compression: Compression): Promise<void> {
+  const [file, args] = decompressor(compression);
+  const unzip = execa(file, args, { buffer: { stdout: false, stderr: true }, reject: false, stdin: 'pipe' });
+  const tar = execa(
+    'tar',
+    ['--extract', '--file=-', '--preserve-permissions', '--same-owner', ...TAR_COMMON, '--directory', root],
+    { buffer: { stdout: true, stderr: true }, reject: false, stdin: 'pipe' },
+  );
+  const feeding = pipeline(stream, unzip.stdin);
+  const piping = pipeline(unzip.stdout, tar.stdin);
+  const outcomes = await Promise.allSettled([feeding, finished(file, unzip), piping, finished('tar', tar)]);
+  // The source's own error (a checksum mismatch) says most; report it first.
+  const failure = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+  if (failure) throw failure.reason;
+}
+
+export function compressionOf(key: string): Compression {
+  return key.endsWith('.tar.gz') ? 'gzip' : 'zstd';
+}

@@ -1,0 +1,166 @@
+/**
+ * The package builder: one build of one app, read top to bottom like the
+ * seed's list of steps. Inputs are checked (revision, metadata, interpreter)
+ * before any image is touched; the workdir, its mounts and processes are gone
+ * when build() returns, whatever happened; only a complete build changes the
+ * app's current package.
+ */
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Config } from '../config/config.ts';
+import { RepoError, changelog, commitInfo, repoPath, resolveRevision } from '../git/repos.ts';
+import { loadMetadata } from '../metadata/metadata.ts';
+import type { State } from '../state/state.ts';
+import type { StorageHandler } from '../storage/handler.ts';
+import type { BuildContext } from './context.ts';
+import { BuildError, asBuildError, userError } from './errors.ts';
+import { BuildLog, failureLine, formatBytes } from './log.ts';
+import { chooseInterpreter, makePlan } from './plan.ts';
+import { checkoutApp } from './steps/checkout.ts';
+import { installAppPackages } from './steps/dependencies.ts';
+import { prepareBase } from './steps/image.ts';
+import { installInterpreter } from './steps/interpreter.ts';
+import { runSetupActions } from './steps/actions.ts';
+import { archivePackage } from './steps/archive.ts';
+import { ensureNoMountsUnder } from '../sandbox/mounts.ts';
+import type { PackageRecord } from '../state/packages.ts';
+
+export interface BuildRequest {
+  app: string;
+  /** Branch, tag or sha; default: the deploy branch. */
+  revision?: string;
+  fresh?: boolean;
+  /** A fresh build with this interpreter version. */
+  interpreterVersion?: string;
+  requestedBy?: string;
+  /** Receives each log line as it happens. */
+  onLine?: (line: string) => void;
+  signal?: AbortSignal;
+}
+
+export type BuildOutcome =
+  | { ok: true; buildId: number; package: PackageRecord }
+  | { ok: false; buildId: number | null; error: BuildError };
+
+export interface Services {
+  config: Config;
+  state: State;
+  storage: StorageHandler;
+}
+
+export async function build(services: Services, request: BuildRequest): Promise<BuildOutcome> {
+  const { config, state } = services;
+  const sink = request.onLine ?? (() => undefined);
+  let repo: string;
+  try {
+    repo = repoPath(config.paths.repos, request.app);
+  } catch (error) {
+    const failure = userError((error as Error).message);
+    sink(failureLine(failure));
+    return { ok: false, buildId: null, error: failure };
+  }
+  const record = state.builds.start(request.app, { fresh: Boolean(request.fresh), requestedBy: request.requestedBy });
+  const log = new BuildLog(sink, join(config.paths.state, 'logs', request.app, `${record.id}.log`));
+  log.step(`Build ${record.id} of ${request.app}${request.fresh ? ' (fresh)' : ''}`);
+  try {
+    const pkg = await runBuild(services, request, repo, record.id, log);
+    log.step(`Package ${pkg.id} (${formatBytes(pkg.bytes)}) is now current for ${request.app}`);
+    state.builds.finish(record.id, { status: 'succeeded', packageId: pkg.id, log: log.text() });
+    return { ok: true, buildId: record.id, package: pkg };
+  } catch (thrown) {
+    const error = asBuildError(thrown);
+    log.failure(error);
+    state.builds.finish(record.id, { status: 'failed', errorKind: error.kind, errorMessage: error.message, log: log.text() });
+    return { ok: false, buildId: record.id, error };
+  } finally {
+    await log.close();
+  }
+}
+
+async function runBuild(services: Services, request: BuildRequest, repo: string, buildId: number, log: BuildLog): Promise<PackageRecord> {
+  const { config, state, storage } = services;
+  const app = request.app;
+
+  // Inputs first: nothing is unpacked until they are known to be good.
+  let revision: string;
+  try {
+    revision = await resolveRevision(repo, request.revision ?? config.apps.branch);
+  } catch (error) {
+    if (error instanceof RepoError) throw userError(error.message);
+    throw error;
+  }
+  state.builds.update(buildId, { revision });
+  const metadata = await loadMetadata(repo, revision, config.apps.metadata);
+  const current = state.packages.current(app);
+  const chosen = chooseInterpreter(config, metadata, current?.interpreter ?? null, request.interpreterVersion);
+  let fresh = Boolean(request.fresh) || current === null || request.interpreterVersion !== undefined;
+  if (!fresh && chosen.mustBeFresh) {
+    log.step(`Building a fresh package: ${chosen.mustBeFresh}`);
+    fresh = true;
+  }
+  state.builds.update(buildId, { fresh });
+  const plan = makePlan(config, metadata, chosen.interpreter);
+  const commit = await commitInfo(repo, revision);
+  log.step(`Revision ${revision.slice(0, 12)}: ${commit.subject} (${commit.author})`);
+  log.step(`Interpreter ${plan.interpreter.type} ${plan.interpreter.version}; ${fresh ? 'fresh package from the system image' : `based on package ${current?.id.slice(0, 12)}`}`);
+
+  await mkdir(config.paths.workdir, { recursive: true });
+  const tmp = await mkdtemp(join(config.paths.workdir, `${app}-${buildId}-`));
+  try {
+    const root = join(tmp, 'root');
+    await mkdir(root, { mode: 0o755 });
+    const ctx: BuildContext = {
+      ...services,
+      log,
+      app,
+      repo,
+      revision,
+      buildId,
+      fresh,
+      metadata,
+      plan,
+      current: fresh ? null : current,
+      tmp,
+      root,
+      os: null,
+      signal: request.signal,
+    };
+
+    await prepareBase(ctx); //           1. system image (or current package), system action
+    if (fresh) await installInterpreter(ctx); // 2. interpreter
+    await installAppPackages(ctx); //    3. app's OS packages
+    await checkoutApp(ctx); //           4. clone or update
+    await runSetupActions(ctx); //       5. files, before, main, after, finalize
+    const stored = await archivePackage(ctx); // 6. archive into storage
+
+    const pkg: PackageRecord = {
+      id: stored.sha256,
+      app,
+      parent: current?.id ?? null,
+      fresh,
+      revision,
+      author: commit.author,
+      date: commit.date,
+      description: commit.description,
+      changelog: await changelog(repo, current?.revision ?? null, revision),
+      interpreter: plan.interpreter,
+      bytes: stored.bytes,
+      storageKey: stored.key,
+      compression: config.builder.compression,
+      createdAt: new Date().toISOString(),
+      metadata,
+      buildId,
+      current: true,
+    };
+    try {
+      state.packages.addAsCurrent(pkg);
+    } catch (error) {
+      await storage.delete(stored.key).catch(() => undefined);
+      throw error;
+    }
+    return pkg;
+  } finally {
+    await ensureNoMountsUnder(tmp);
+    await rm(tmp, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,84 @@
+/**
+ * What every build step gets: the inputs of the build, its log, and one way to
+ * run commands in the build's chroot that turns a failure into the right kind
+ * of error.
+ */
+import type { Config } from '../config/config.ts';
+import type { Metadata } from '../metadata/metadata.ts';
+import { describeEnd } from '../process/run.ts';
+import { type SandboxOptions, runScriptInSandbox } from '../sandbox/sandbox.ts';
+import type { State } from '../state/state.ts';
+import type { PackageRecord } from '../state/packages.ts';
+import type { StorageHandler } from '../storage/handler.ts';
+import { BuildError, type ErrorKind } from './errors.ts';
+import type { BuildLog } from './log.ts';
+import type { OsRelease, Plan } from './plan.ts';
+
+export interface BuildContext {
+  config: Config;
+  state: State;
+  storage: StorageHandler;
+  log: BuildLog;
+  app: string;
+  /** The app's bare repo on the host. */
+  repo: string;
+  revision: string;
+  buildId: number;
+  fresh: boolean;
+  metadata: Metadata;
+  plan: Plan;
+  /** The current package: the parent of this build (null when there is none). */
+  current: PackageRecord | null;
+  /** This build's private temp folder; removed when the build ends. */
+  tmp: string;
+  /** The chroot root inside tmp. */
+  root: string;
+  os: OsRelease | null;
+  signal?: AbortSignal;
+}
+
+/** Environment every setup action sees. */
+export function actionEnv(ctx: BuildContext): Record<string, string> {
+  const env: Record<string, string> = {
+    LANG: 'C.UTF-8',
+    ...ctx.plan.env,
+    HOME: ctx.config.apps.home,
+    UPAAS_APP: ctx.app,
+    UPAAS_APP_HOME: ctx.config.apps.home,
+    UPAAS_REVISION: ctx.revision,
+    UPAAS_BRANCH: ctx.config.apps.branch,
+    UPAAS_INTERPRETER: ctx.plan.interpreter.type,
+    UPAAS_INTERPRETER_VERSION: ctx.plan.interpreter.version,
+    UPAAS_INTERPRETER_SETTINGS: JSON.stringify(ctx.plan.settings),
+  };
+  if (ctx.fresh) env.UPAAS_FRESH_PACKAGE = 'true';
+  return env;
+}
+
+/**
+ * Runs shell commands one after another in the chroot, each with `sh -c`,
+ * output indented in the log. The first failure throws a BuildError of `kind`
+ * that names `what` and the command; a time limit kills the command's whole tree.
+ */
+export async function runCommands(
+  ctx: BuildContext,
+  kind: ErrorKind,
+  what: string,
+  commands: string[],
+  options: SandboxOptions = {},
+): Promise<void> {
+  const timeoutSeconds = options.timeoutSeconds ?? ctx.config.commands.timelimit;
+  for (const command of commands) {
+    ctx.log.output(`$ ${command}`);
+    const result = await runScriptInSandbox(ctx.root, command, {
+      ...options,
+      timeoutSeconds,
+      signal: ctx.signal,
+      onLine: (line) => ctx.log.output(line),
+    });
+    if (!result.ok) {
+      const shown = command.length > 80 ? `${command.slice(0, 77)}...` : command;
+      throw new BuildError(kind, `${what} failed: \`${shown}\` ${describeEnd(result, timeoutSeconds)}`);
+    }
+  }
+}

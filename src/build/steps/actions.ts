@@ -1,0 +1,41 @@
+/**
+ * Step 5 - Setup actions, in order: `before`, `main`, `after` (the app's, with
+ * admin defaults; a failure is a user error), then apps.home is handed to
+ * apps.uid:apps.gid, then the admin's `finalize` (a failure is a system error).
+ * `files` are written before the actions.
+ */
+import { describeEnd } from '../../process/run.ts';
+import { runInSandbox } from '../../sandbox/sandbox.ts';
+import { type BuildContext, actionEnv, runCommands } from '../context.ts';
+import { systemError } from '../errors.ts';
+import { writeAppFiles } from './files.ts';
+
+export async function runSetupActions(ctx: BuildContext): Promise<void> {
+  await writeAppFiles(ctx);
+  const env = actionEnv(ctx);
+  const cwd = ctx.config.apps.home;
+  for (const name of ['before', 'main', 'after'] as const) {
+    const commands = ctx.plan.actions[name];
+    if (commands.length === 0) continue;
+    ctx.log.step(`Running ${name} action`);
+    await runCommands(ctx, 'user', `${name} action`, commands, { env, cwd });
+  }
+  await handOver(ctx);
+  if (ctx.plan.actions.finalize.length > 0) {
+    ctx.log.step('Running finalize actions');
+    await runCommands(ctx, 'system', 'finalize action', ctx.plan.actions.finalize, { env, cwd: '/' });
+  }
+}
+
+/** chown -R apps.uid:apps.gid apps.home, inside the chroot (names resolve against the image's users). */
+async function handOver(ctx: BuildContext): Promise<void> {
+  const { uid, gid, home } = ctx.config.apps;
+  const result = await runInSandbox(ctx.root, ['chown', '-R', '-h', '--', `${uid}:${gid}`, home], {
+    timeoutSeconds: ctx.config.commands.timelimit,
+    signal: ctx.signal,
+    onLine: (line) => ctx.log.output(line),
+  });
+  if (!result.ok) {
+    throw systemError(`cannot give ${home} to ${uid}:${gid} (apps.uid/apps.gid): chown ${describeEnd(result)}`);
+  }
+}

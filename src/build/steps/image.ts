@@ -1,0 +1,144 @@
+/**
+ * Step 1 - System image. Unpacks the base of the build into the workdir: the
+ * app's current package, or for a first or fresh package the cached empty OS
+ * image, which is (re)built by the admin's bootstrap commands when missing,
+ * older than bootstrap.maxage days, or broken. Then runs the admin's `system` action.
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { EXTENSION, compressionOf, packTree, unpackTree } from '../../archive/tar.ts';
+import { describeEnd } from '../../process/run.ts';
+import { runInSandbox, runIsolatedOnHost } from '../../sandbox/sandbox.ts';
+import { type BuildContext, actionEnv, runCommands } from '../context.ts';
+import { systemError } from '../errors.ts';
+import { formatBytes } from '../log.ts';
+import { parseOsRelease } from '../plan.ts';
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+/** The image's storage key; it names a hash of what the image depends on, so a change to any of it makes a new image. */
+function imageKey(ctx: BuildContext): string {
+  const { bootstrap, commands, builder } = ctx.config;
+  const recipe = JSON.stringify([bootstrap.commands, bootstrap.env, bootstrap.packages, commands.install, builder.compression]);
+  const hash = createHash('sha256').update(recipe).digest('hex').slice(0, 16);
+  return `images/base-${hash}.${EXTENSION[ctx.config.builder.compression]}`;
+}
+
+export async function prepareBase(ctx: BuildContext): Promise<void> {
+  if (ctx.fresh || !ctx.current) {
+    await unpackImage(ctx);
+  } else {
+    const pkg = ctx.current;
+    ctx.log.step(`Unpacking current package ${pkg.id.slice(0, 12)} (${formatBytes(pkg.bytes)})`);
+    try {
+      await unpackTree(await ctx.storage.get(pkg.storageKey), ctx.root, pkg.compression);
+    } catch (error) {
+      throw systemError(`cannot unpack the current package ${pkg.id.slice(0, 12)}: ${(error as Error).message}; a fresh build (-o fresh) does not need it`, {
+        cause: error,
+      });
+    }
+  }
+  ctx.os = await readOsRelease(ctx);
+  if (ctx.plan.actions.system.length > 0) {
+    ctx.log.step('Running system actions');
+    await runCommands(ctx, 'system', 'system action', ctx.plan.actions.system, { env: actionEnv(ctx) });
+  }
+}
+
+async function unpackImage(ctx: BuildContext): Promise<void> {
+  const key = imageKey(ctx);
+  const cached = await ctx.storage.stat(key);
+  const maxAge = ctx.config.bootstrap.maxage;
+  const expired = cached !== null && maxAge > 0 && Date.now() - cached.modifiedAt.getTime() > maxAge * DAY_MS;
+  if (cached && !expired) {
+    ctx.log.step(`Unpacking system image (${formatBytes(cached.bytes)}, built ${cached.modifiedAt.toISOString()})`);
+    const problem = await tryUnpack(ctx, key);
+    if (problem === null) return;
+    ctx.log.output(`the cached image is broken (${problem}); rebuilding it`);
+    await rm(ctx.root, { recursive: true, force: true });
+    await mkdir(ctx.root);
+  } else if (expired) {
+    ctx.log.step(`System image is older than ${maxAge} days; rebuilding it`);
+  }
+  await buildImage(ctx, key);
+}
+
+/** Unpacks the cached image and checks it runs /bin/true; returns what is wrong, or null. */
+async function tryUnpack(ctx: BuildContext, key: string): Promise<string | null> {
+  try {
+    await unpackTree(await ctx.storage.get(key), ctx.root, compressionOf(key));
+  } catch (error) {
+    return (error as Error).message;
+  }
+  const check = await runInSandbox(ctx.root, ['/bin/true'], { timeoutSeconds: 60, signal: ctx.signal });
+  return check.ok ? null : `/bin/true ${describeEnd(check)} in it: ${check.tail.slice(-3).join(' ')}`;
+}
+
+/** Runs the bootstrap commands into a fresh folder, installs bootstrap.packages, stores the image and uses it. */
+async function buildImage(ctx: BuildContext, key: string): Promise<void> {
+  const { bootstrap } = ctx.config;
+  ctx.log.step('Building the system image');
+  const imageRoot = join(ctx.tmp, 'image');
+  await mkdir(imageRoot);
+  for (const command of bootstrap.commands) {
+    ctx.log.output(`$ ${command}`);
+    // %workdir% becomes a quoted variable reference: no value is pasted into the script.
+    const script = command.replaceAll('%workdir%', '"$UPAAS_WORKDIR"');
+    const result = await runIsolatedOnHost(['/bin/sh', '-c', script], {
+      env: { ...bootstrap.env, UPAAS_WORKDIR: imageRoot },
+      timeoutSeconds: bootstrap.timelimit,
+      signal: ctx.signal,
+      onLine: (line) => ctx.log.output(line),
+    });
+    if (!result.ok) throw systemError(`bootstrap command failed: \`${command}\` ${describeEnd(result, bootstrap.timelimit)}`);
+  }
+  const check = await runInSandbox(imageRoot, ['/bin/true'], { timeoutSeconds: 60, signal: ctx.signal });
+  if (!check.ok) {
+    throw systemError(`the bootstrap commands made no working image: /bin/true ${describeEnd(check)} in it`, {
+      detail: check.tail.join('\n'),
+    });
+  }
+  const imageCtx = { ...ctx, root: imageRoot };
+  if (bootstrap.packages.length > 0) {
+    ctx.log.step(`Installing bootstrap packages: ${bootstrap.packages.join(' ')}`);
+    await runCommands(imageCtx, 'system', 'system action', ctx.plan.actions.system, { env: actionEnv(ctx) });
+    for (const name of bootstrap.packages) await installPackage(imageCtx, 'system', name);
+    await runCommands(imageCtx, 'system', 'finalize action', ctx.plan.actions.finalize, { env: actionEnv(ctx) });
+  }
+  ctx.log.step('Storing the system image');
+  const { stream, done } = packTree(imageRoot, ctx.config.builder.compression, ctx.config.builder.level);
+  let stored;
+  try {
+    [stored] = await Promise.all([ctx.storage.put(key, stream), done]);
+  } catch (error) {
+    throw systemError(`cannot store the system image: ${(error as Error).message}`, { cause: error });
+  }
+  ctx.log.output(`stored ${key} (${formatBytes(stored.bytes)})`);
+  await rm(ctx.root, { recursive: true, force: true });
+  await rename(imageRoot, ctx.root);
+}
+
+/**
+ * Installs one OS package with the admin's commands.install.cmd. `%package%`
+ * becomes a quoted variable reference, so the (validated) name is never
+ * pasted into the script.
+ */
+export async function installPackage(ctx: BuildContext, kind: 'user' | 'system', name: string): Promise<void> {
+  const { install } = ctx.config.commands;
+  const script = install.cmd.replaceAll('%package%', '"$UPAAS_PACKAGE"');
+  const env = { LANG: 'C.UTF-8', HOME: '/root', ...install.env, UPAAS_PACKAGE: name };
+  const what = kind === 'user' ? `installing OS package ${name} (from the app metadata)` : `installing package ${name}`;
+  await runCommands(ctx, kind, what, [script], { env });
+}
+
+async function readOsRelease(ctx: BuildContext) {
+  // Read inside the chroot: a symlink in the image must not reach host files.
+  const lines: string[] = [];
+  const result = await runInSandbox(ctx.root, ['/bin/cat', '/etc/os-release'], {
+    timeoutSeconds: 30,
+    signal: ctx.signal,
+    onLine: (line) => lines.push(line),
+  });
+  return parseOsRelease(result.ok ? lines.join('\n') : '');
+}

@@ -1,0 +1,48 @@
+/** `upaas build APP [--fresh] [--rev REV] [--interpreter VERSION]`: builds a package and streams its log. */
+import { build } from '../../build/builder.ts';
+import { exitCodeFor } from '../../build/errors.ts';
+import { repoNameFrom } from '../../git/repos.ts';
+import { createStorage } from '../../storage/index.ts';
+import { type Command, UsageError, parse, withState } from '../command.ts';
+
+export const buildCommand: Command = {
+  name: 'build',
+  usage: 'build APP [--fresh] [--rev REV] [--interpreter VERSION]',
+  summary: 'build a package of APP from REV (default: the deploy branch) and make it current',
+  permission: 'write',
+  async run(args, io, globals) {
+    const { values, positionals } = parse(
+      args,
+      { fresh: { type: 'boolean' }, rev: { type: 'string' }, interpreter: { type: 'string' } },
+      { min: 1, max: 1 },
+    );
+    const app = repoNameFrom(positionals[0] as string);
+    if (values.interpreter !== undefined && !/^[0-9]+(\.[0-9]+)*$/.test(values.interpreter)) {
+      throw new UsageError(`--interpreter: expected a version like 3.11, got ${JSON.stringify(values.interpreter)}`);
+    }
+    return withState(globals, async (config, state) => {
+      const controller = new AbortController();
+      const stop = () => controller.abort();
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      try {
+        const outcome = await build(
+          { config, state, storage: createStorage(config) },
+          {
+            app,
+            revision: values.rev,
+            fresh: values.fresh,
+            interpreterVersion: values.interpreter,
+            requestedBy: 'local admin',
+            onLine: (line) => io.out(`${line}\n`),
+            signal: controller.signal,
+          },
+        );
+        return outcome.ok ? 0 : exitCodeFor(outcome.error.kind);
+      } finally {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+      }
+    });
+  },
+};

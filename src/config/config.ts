@@ -1,0 +1,191 @@
+/**
+ * The admin configuration (`upaas.yml`): its schema with a default for every
+ * key, loading (YAML with !include and merge keys) and path resolution.
+ * Order: defaults, then the file, then UPAAS_CONFIG only choosing the file;
+ * one validation pass reports every problem with its key path.
+ */
+import { existsSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import {
+  ABSOLUTE_PATH,
+  BRANCH,
+  ENV_NAME,
+  ENV_TEXT,
+  INTERPRETER_TYPE,
+  INTERPRETER_TYPE_TEXT,
+  PACKAGE_NAME,
+  PACKAGE_TEXT,
+  RELATIVE_FILE,
+  USER_OR_ID,
+  VERSION_KEY,
+  VERSION_TEXT,
+} from './patterns.ts';
+import {
+  type Infer,
+  anything,
+  commands,
+  defaulted,
+  integer,
+  list,
+  object,
+  oneOf,
+  record,
+  scalarText,
+  string,
+  validate,
+  withDefault,
+} from './schema.ts';
+import { DEFAULT_INTERPRETERS } from './default-interpreters.ts';
+import { loadYamlFile } from './yaml.ts';
+
+const envMap = () => withDefault(record(scalarText(), { keyPattern: ENV_NAME, keyText: ENV_TEXT }), {});
+const packageList = () => withDefault(list(string({ pattern: PACKAGE_NAME, patternText: PACKAGE_TEXT })), []);
+const action = () => withDefault(commands(), []);
+
+const interpreterVersionSchema = defaulted(
+  object({
+    packages: packageList(),
+    env: envMap(),
+    settings: withDefault(record(anything()), {}),
+    actions: defaulted(
+      object({
+        setup: defaulted(
+          object({ interpreter: action(), before: action(), main: action(), after: action() }),
+        ),
+      }),
+    ),
+  }),
+);
+
+const interpreterTypeSchema = record(interpreterVersionSchema, { keyPattern: VERSION_KEY, keyText: VERSION_TEXT });
+
+export const configSchema = object({
+  paths: defaulted(
+    object({
+      repos: withDefault(string({ nonEmpty: true }), 'repos'),
+      workdir: withDefault(string({ nonEmpty: true }), 'state/work'),
+      state: withDefault(string({ nonEmpty: true }), 'state'),
+    }),
+  ),
+  storage: defaulted(
+    object({
+      handler: withDefault(oneOf(['local']), 'local'),
+      settings: withDefault(record(anything()), {}),
+    }),
+  ),
+  builder: defaulted(
+    object({
+      compression: withDefault(oneOf(['zstd', 'gzip']), 'zstd'),
+      level: withDefault(integer({ min: 1, max: 19 }), 3),
+    }),
+  ),
+  bootstrap: defaulted(
+    object({
+      commands: withDefault(commands(), [
+        'debootstrap --variant=minbase bookworm %workdir% http://deb.debian.org/debian',
+      ]),
+      env: envMap(),
+      timelimit: withDefault(integer({ min: 1 }), 1800),
+      maxage: withDefault(integer({ min: 0 }), 7),
+      packages: withDefault(list(string({ pattern: PACKAGE_NAME, patternText: PACKAGE_TEXT })), [
+        'git',
+        'ca-certificates',
+      ]),
+    }),
+  ),
+  commands: defaulted(
+    object({
+      timelimit: withDefault(integer({ min: 1 }), 900),
+      clone: withDefault(commands(), [
+        'git clone --quiet --no-checkout "$UPAAS_REPOSITORY" "$UPAAS_APP_HOME"',
+        'git -C "$UPAAS_APP_HOME" checkout --quiet --force -B "$UPAAS_BRANCH" "$UPAAS_REVISION"',
+      ]),
+      update: withDefault(commands(), [
+        'git fetch --quiet --force --tags "$UPAAS_REPOSITORY" "+refs/heads/*:refs/remotes/origin/*"',
+        'git checkout --quiet --force -B "$UPAAS_BRANCH" "$UPAAS_REVISION"',
+      ]),
+      install: defaulted(
+        object({
+          cmd: withDefault(string({ nonEmpty: true }), 'apt-get install --yes --no-install-recommends %package%'),
+          env: withDefault(record(scalarText(), { keyPattern: ENV_NAME, keyText: ENV_TEXT }), {
+            DEBIAN_FRONTEND: 'noninteractive',
+          }),
+        }),
+      ),
+    }),
+  ),
+  apps: defaulted(
+    object({
+      uid: withDefault(scalarText({ pattern: USER_OR_ID, patternText: 'a user name or numeric id' }), 'www-data'),
+      gid: withDefault(scalarText({ pattern: USER_OR_ID, patternText: 'a group name or numeric id' }), 'www-data'),
+      home: withDefault(string({ pattern: ABSOLUTE_PATH, patternText: 'an absolute path like "/home/app"' }), '/home/app'),
+      branch: withDefault(string({ pattern: BRANCH, patternText: 'a branch name like "main"' }), 'main'),
+      metadata: withDefault(string({ pattern: RELATIVE_FILE, patternText: 'a path inside the repository' }), '.upaas.yml'),
+    }),
+  ),
+  interpreters: defaulted(
+    object(
+      {
+        env: envMap(),
+        packages: packageList(),
+        actions: defaulted(
+          object({
+            setup: defaulted(
+              object({
+                system: withDefault(commands(), ['apt-get update -q']),
+                before: action(),
+                main: action(),
+                after: action(),
+                finalize: withDefault(commands(), ['apt-get clean', 'rm -rf /var/lib/apt/lists/*']),
+              }),
+            ),
+          }),
+        ),
+      },
+      { rest: { schema: interpreterTypeSchema, keyPattern: INTERPRETER_TYPE, keyText: INTERPRETER_TYPE_TEXT } },
+    ),
+  ),
+});
+
+export type Config = Infer<typeof configSchema> & {
+  /** The file the config came from (null: embedded defaults only). */
+  file: string | null;
+};
+export type InterpreterVersionConfig = Infer<typeof interpreterVersionSchema>;
+
+/** Which config file to load: -c FILE, else UPAAS_CONFIG, else ./upaas.yml. */
+export function configPath(explicit?: string): { path: string; required: boolean } {
+  if (explicit) return { path: resolve(explicit), required: true };
+  if (process.env.UPAAS_CONFIG) return { path: resolve(process.env.UPAAS_CONFIG), required: true };
+  return { path: resolve('upaas.yml'), required: false };
+}
+
+/**
+ * Loads and validates the admin config. Relative paths are resolved against
+ * the config file's folder. Throws YamlError or ValidationError.
+ */
+export function loadConfig(explicit?: string): Config {
+  const { path, required } = configPath(explicit);
+  const present = required || existsSync(path);
+  const raw = present ? loadYamlFile(path) : {};
+  return parseConfig(raw, present ? path : null);
+}
+
+/** Validates an already-parsed config document (used by loadConfig and tests). */
+export function parseConfig(raw: unknown, file: string | null): Config {
+  const source = file ?? 'embedded defaults';
+  const parsed = validate(configSchema, raw, source);
+  if (Object.keys(parsed.interpreters.rest).length === 0) {
+    const defaults = validate(configSchema, { interpreters: DEFAULT_INTERPRETERS }, 'embedded interpreter defaults');
+    parsed.interpreters.rest = defaults.interpreters.rest;
+  }
+  const base = file ? dirname(file) : process.cwd();
+  const at = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
+  parsed.paths = { repos: at(parsed.paths.repos), workdir: at(parsed.paths.workdir), state: at(parsed.paths.state) };
+  return { ...parsed, file };
+}
+
+/** The interpreter types the admin offers (keys of `interpreters` besides env/packages/actions). */
+export function interpreterTypes(config: Config): string[] {
+  return Object.keys(config.interpreters.rest);
+}

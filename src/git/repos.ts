@@ -1,0 +1,129 @@
+/**
+ * Repositories on the host: turning an app name into its bare repo path (the
+ * one security boundary for names), and read-only queries on that bare repo.
+ * No git command ever runs on the host over an app's checkout; checkouts live
+ * only inside build chroots.
+ */
+import { existsSync } from 'node:fs';
+import { join, relative, resolve, sep } from 'node:path';
+import { capture, captureBytes } from '../process/run.ts';
+import type { ChangelogEntry } from '../state/packages.ts';
+
+export const REPO_NAME = /^[a-z0-9][a-z0-9._-]*$/;
+
+export class RepoError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RepoError';
+  }
+}
+
+/** The app name from what a user typed ("myapp" or "myapp.git"), or a RepoError. */
+export function repoNameFrom(input: string): string {
+  const name = input.endsWith('.git') ? input.slice(0, -4) : input;
+  if (!REPO_NAME.test(name) || name.includes('..') || name.length > 100) {
+    throw new RepoError(
+      `invalid app name ${JSON.stringify(input)}: expected lowercase letters, digits, ".", "_" and "-", starting with a letter or digit`,
+    );
+  }
+  return name;
+}
+
+/** `path` when it lies inside `base`, else a RepoError. */
+export function ensureWithin(base: string, path: string): string {
+  const resolved = resolve(base, path);
+  const rel = relative(resolve(base), resolved);
+  if (rel === '' || rel.startsWith(`..${sep}`) || rel === '..' || resolve(base, rel) !== resolved) {
+    throw new RepoError(`path ${JSON.stringify(path)} leaves ${base}`);
+  }
+  return resolved;
+}
+
+/** The bare repo of an app; throws RepoError for a bad name or a missing repo. */
+export function repoPath(reposDir: string, app: string): string {
+  const path = ensureWithin(reposDir, `${repoNameFrom(app)}.git`);
+  if (!existsSync(join(path, 'HEAD'))) throw new RepoError(`no repository named ${app} (looked for ${path})`);
+  return path;
+}
+
+const GIT_ENV = { GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null', GIT_TERMINAL_PROMPT: '0' };
+
+const git = (repo: string, args: string[]) => capture('git', ['--git-dir', repo, ...args], { env: GIT_ENV });
+
+const REVISION_INPUT = /^(?!-)[A-Za-z0-9._/^~@{}-]+$/;
+
+/** The commit sha of `rev` (a branch, tag or sha), or a RepoError. */
+export async function resolveRevision(repo: string, rev: string): Promise<string> {
+  if (!REVISION_INPUT.test(rev)) throw new RepoError(`invalid revision ${JSON.stringify(rev)}`);
+  try {
+    return (await git(repo, ['rev-parse', '--verify', '--quiet', '--end-of-options', `${rev}^{commit}`])).trim();
+  } catch {
+    throw new RepoError(`revision ${rev} does not exist in the repository`);
+  }
+}
+
+/** A file's bytes at a revision, or null when the revision has no such file. */
+export async function readFileAt(repo: string, revision: string, path: string): Promise<Buffer | null> {
+  const spec = `${revision}:${path}`;
+  try {
+    const type = (await git(repo, ['cat-file', '-t', spec])).trim();
+    if (type !== 'blob') return null;
+  } catch {
+    return null;
+  }
+  return captureBytes('git', ['--git-dir', repo, 'cat-file', 'blob', spec], { env: GIT_ENV });
+}
+
+export interface CommitInfo {
+  revision: string;
+  author: string;
+  date: string;
+  subject: string;
+  description: string;
+}
+
+const FORMAT = '%H%x00%an <%ae>%x00%aI%x00%s%x00%B%x1e';
+
+function parseCommits(text: string): CommitInfo[] {
+  return text
+    .split('\x1e')
+    .map((chunk) => chunk.replace(/^\n/, ''))
+    .filter((chunk) => chunk.includes('\x00'))
+    .map((chunk) => {
+      const [revision = '', author = '', date = '', subject = '', body = ''] = chunk.split('\x00');
+      return { revision, author, date, subject, description: body.trim() };
+    });
+}
+
+export async function commitInfo(repo: string, revision: string): Promise<CommitInfo> {
+  const [info] = parseCommits(await git(repo, ['log', '-1', `--format=${FORMAT}`, revision, '--']));
+  if (!info) throw new RepoError(`cannot read commit ${revision}`);
+  return info;
+}
+
+/**
+ * The commits that `to` adds over `from` (newest first, at most `limit`).
+ * When `from` is unknown (first package, or history rewritten), only `to`.
+ */
+export async function changelog(repo: string, from: string | null, to: string, limit = 200): Promise<ChangelogEntry[]> {
+  let range = [to, '-1'];
+  if (from) {
+    const known = await git(repo, ['cat-file', '-e', `${from}^{commit}`]).then(
+      () => true,
+      () => false,
+    );
+    if (known) range = [`${from}..${to}`];
+  }
+  const commits = parseCommits(await git(repo, ['log', `--max-count=${limit}`, `--format=${FORMAT}`, ...range, '--']));
+  return commits.map(({ revision, author, date, subject }) => ({ revision, author, date, subject }));
+}
+
+/** Creates the bare repo of an app (idempotent); returns its path. */
+export async function createRepo(reposDir: string, app: string, branch: string): Promise<string> {
+  const path = ensureWithin(reposDir, `${repoNameFrom(app)}.git`);
+  if (!existsSync(join(path, 'HEAD'))) {
+    await capture('git', ['init', '--quiet', '--bare', `--initial-branch=${branch}`, '--', path], { env: GIT_ENV });
+    await git(path, ['config', 'receive.advertisePushOptions', 'true']);
+  }
+  return path;
+}

@@ -1,0 +1,127 @@
+/**
+ * The one process runner: argument arrays only, output streamed line by line
+ * to the caller, a time limit that kills the whole process tree, and a result
+ * (never a throw) so the caller decides whether a failure is a user or a
+ * system error.
+ */
+import { execa } from 'execa';
+import { killTree } from './kill.ts';
+
+export interface RunOptions {
+  /** Environment of the command; replaces the inherited one when `cleanEnv` is set. */
+  env?: Record<string, string>;
+  cleanEnv?: boolean;
+  cwd?: string;
+  /** Seconds before the command and all it started are killed. */
+  timeoutSeconds?: number;
+  /** Receives each line of stdout and stderr, in the order they arrive. */
+  onLine?: (line: string) => void;
+  /** Aborting kills the command like a timeout. */
+  signal?: AbortSignal;
+  /** Text written to the command's stdin. */
+  input?: string;
+}
+
+export interface RunResult {
+  command: string;
+  exitCode: number | undefined;
+  signal: string | undefined;
+  timedOut: boolean;
+  aborted: boolean;
+  ok: boolean;
+  /** The last lines of output, for error details. */
+  tail: string[];
+}
+
+const TAIL_LINES = 30;
+
+export async function run(file: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+  const tail: string[] = [];
+  const onLine = (line: string) => {
+    tail.push(line);
+    if (tail.length > TAIL_LINES) tail.shift();
+    options.onLine?.(line);
+  };
+  const tap = function* (line: unknown) {
+    onLine(String(line));
+  };
+  const child = execa(file, args, {
+    env: options.env ?? {},
+    extendEnv: !options.cleanEnv,
+    cwd: options.cwd,
+    stdin: options.input === undefined ? 'ignore' : 'pipe',
+    input: options.input,
+    stdout: tap,
+    stderr: tap,
+    buffer: false,
+    reject: false,
+    detached: true,
+    stripFinalNewline: true,
+  });
+
+  let timedOut = false;
+  let aborted = false;
+  const kill = () => {
+    if (child.pid !== undefined) killTree(child.pid);
+  };
+  const timer =
+    options.timeoutSeconds !== undefined
+      ? setTimeout(() => {
+          timedOut = true;
+          kill();
+        }, options.timeoutSeconds * 1000)
+      : undefined;
+  const onAbort = () => {
+    aborted = true;
+    kill();
+  };
+  if (options.signal?.aborted) onAbort();
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+
+  try {
+    const result = await child;
+    return {
+      command: [file, ...args].join(' '),
+      exitCode: result.exitCode,
+      signal: result.signal,
+      timedOut,
+      aborted,
+      ok: result.exitCode === 0 && !timedOut && !aborted,
+      tail,
+    };
+  } finally {
+    if (timer) clearTimeout(timer);
+    options.signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+/** Runs a command that must succeed and returns its stdout bytes. Used for quick host queries (git on bare repos). */
+export async function captureBytes(
+  file: string,
+  args: readonly string[],
+  options: { cwd?: string; env?: Record<string, string> } = {},
+): Promise<Buffer> {
+  const result = await execa(file, args, { cwd: options.cwd, env: options.env, reject: false, encoding: 'buffer' });
+  if (result.exitCode !== 0) {
+    const detail = Buffer.from(result.stderr).toString('utf8').trim();
+    throw new Error(`${[file, ...args].join(' ')} exited with ${result.exitCode ?? result.signal}${detail ? `: ${detail}` : ''}`);
+  }
+  return Buffer.from(result.stdout);
+}
+
+/** Like captureBytes, as text. */
+export async function capture(
+  file: string,
+  args: readonly string[],
+  options: { cwd?: string; env?: Record<string, string> } = {},
+): Promise<string> {
+  return (await captureBytes(file, args, options)).toString('utf8');
+}
+
+/** One-line description of how a command ended, for error messages. */
+export function describeEnd(result: RunResult, timeoutSeconds?: number): string {
+  if (result.timedOut) return `was killed after its time limit of ${timeoutSeconds}s`;
+  if (result.aborted) return 'was cancelled';
+  if (result.signal) return `was killed by ${result.signal}`;
+  return `exited with status ${result.exitCode}`;
+}

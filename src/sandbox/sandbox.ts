@@ -1,0 +1,113 @@
+/**
+ * Runs one command chrooted into a build's system image, inside its own mount
+ * and PID namespaces. The namespace gets /proc, a minimal /dev, a fresh /run,
+ * the host's resolv.conf and optional read-only binds. When the command ends,
+ * times out or is killed, the PID namespace takes every process it started
+ * down with it and the mount namespace takes every mount: nothing outlives it.
+ *
+ * The setup script below is constant text: paths and the command reach it only
+ * as positional arguments, never pasted into the script.
+ */
+import { type RunOptions, type RunResult, run } from '../process/run.ts';
+
+const SETUP_SCRIPT = `
+set -eu
+root=$1; wd=$2; shift 2
+for p in proc dev run etc/resolv.conf; do
+  if [ -L "$root/$p" ]; then echo "upaas sandbox: /$p in the image is a symlink; refusing to mount over it" >&2; exit 125; fi
+done
+for p in proc dev; do
+  if [ ! -d "$root/$p" ]; then echo "upaas sandbox: the image has no /$p directory" >&2; exit 125; fi
+done
+mount -t proc -o nosuid,nodev,noexec proc "$root/proc"
+mount -t tmpfs -o nosuid,mode=0755,size=16m upaas-dev "$root/dev"
+for d in null zero full random urandom tty; do
+  : > "$root/dev/$d"
+  mount --bind "/dev/$d" "$root/dev/$d"
+done
+mkdir -m 1777 "$root/dev/shm"
+mount -t tmpfs -o nosuid,nodev upaas-shm "$root/dev/shm"
+mkdir "$root/dev/pts"
+ln -s /proc/self/fd "$root/dev/fd"
+ln -s /proc/self/fd/0 "$root/dev/stdin"
+ln -s /proc/self/fd/1 "$root/dev/stdout"
+ln -s /proc/self/fd/2 "$root/dev/stderr"
+if [ -d "$root/run" ]; then
+  mount -t tmpfs -o nosuid,nodev,mode=0755 upaas-run "$root/run"
+  mkdir -m 1777 "$root/run/lock"
+fi
+if [ -f /etc/resolv.conf ] && [ -d "$root/etc" ]; then
+  [ -e "$root/etc/resolv.conf" ] || : > "$root/etc/resolv.conf"
+  mount --bind -o ro /etc/resolv.conf "$root/etc/resolv.conf"
+fi
+while [ "$1" = "--bind-ro" ]; do
+  mkdir -p "$root$3"
+  mount --bind -o ro "$2" "$root$3"
+  shift 3
+done
+[ "$1" = "--" ] && shift
+exec unshare --root="$root" --wd="$wd" -- "$@"
+`;
+
+/** Where binds live inside the chroot: under /run, a tmpfs, so nothing is left in the image. */
+export const BIND_ROOT = '/run/upaas';
+
+export const SANDBOX_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+export interface SandboxOptions extends Omit<RunOptions, 'cwd' | 'cleanEnv'> {
+  /** Working directory inside the chroot (default /). */
+  cwd?: string;
+  /** Host paths made visible read-only at paths under BIND_ROOT inside the chroot. */
+  bindsReadOnly?: { source: string; target: string }[];
+}
+
+/** Runs `argv` inside the chroot at `root`. The environment is exactly PATH plus `env`. */
+export function runInSandbox(root: string, argv: readonly string[], options: SandboxOptions = {}): Promise<RunResult> {
+  const binds: string[] = [];
+  for (const bind of options.bindsReadOnly ?? []) {
+    if (!bind.target.startsWith(`${BIND_ROOT}/`)) throw new Error(`sandbox bind target must be under ${BIND_ROOT}: ${bind.target}`);
+    binds.push('--bind-ro', bind.source, bind.target);
+  }
+  const hostArgs = [
+    '--mount',
+    '--pid',
+    '--fork',
+    '--kill-child',
+    '--propagation',
+    'private',
+    '--',
+    '/bin/sh',
+    '-c',
+    SETUP_SCRIPT,
+    'upaas-sandbox',
+    root,
+    options.cwd ?? '/',
+    ...binds,
+    '--',
+    ...argv,
+  ];
+  return run('unshare', hostArgs, {
+    ...options,
+    cwd: '/',
+    cleanEnv: true,
+    env: { PATH: SANDBOX_PATH, ...options.env },
+  });
+}
+
+/** Runs an admin- or app-written shell script with `sh -c`, inside the chroot only. */
+export function runScriptInSandbox(root: string, script: string, options: SandboxOptions = {}): Promise<RunResult> {
+  return runInSandbox(root, ['/bin/sh', '-c', script], options);
+}
+
+/**
+ * Runs a host command (the bootstrap commands that create an image) in private
+ * mount and PID namespaces, so that mounts it makes (debootstrap mounts /proc
+ * in its target) and processes it starts die with it.
+ */
+export function runIsolatedOnHost(argv: readonly string[], options: Omit<RunOptions, 'cleanEnv'> = {}): Promise<RunResult> {
+  return run(
+    'unshare',
+    ['--mount', '--pid', '--fork', '--kill-child', '--mount-proc', '--propagation', 'private', '--', ...argv],
+    { ...options, cleanEnv: true, env: { PATH: SANDBOX_PATH, ...options.env } },
+  );
+}

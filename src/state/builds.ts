@@ -1,0 +1,154 @@
+/** Build records: one row per build attempt, with status, error and full log. */
+import type { ErrorKind } from '../build/errors.ts';
+import type { Db } from './db.ts';
+
+export interface BuildRecord {
+  id: number;
+  app: string;
+  status: 'running' | 'succeeded' | 'failed';
+  fresh: boolean;
+  revision: string | null;
+  requestedBy: string | null;
+  pid: number | null;
+  startedAt: string;
+  finishedAt: string | null;
+  errorKind: ErrorKind | null;
+  errorMessage: string | null;
+  packageId: string | null;
+}
+
+interface BuildRow {
+  id: number;
+  app: string;
+  status: BuildRecord['status'];
+  fresh: number;
+  revision: string | null;
+  requested_by: string | null;
+  pid: number | null;
+  started_at: string;
+  finished_at: string | null;
+  error_kind: ErrorKind | null;
+  error_message: string | null;
+  package_id: string | null;
+}
+
+const COLUMNS = 'id, app, status, fresh, revision, requested_by, pid, started_at, finished_at, error_kind, error_message, package_id';
+
+const toRecord = (row: BuildRow): BuildRecord => ({
+  id: row.id,
+  app: row.app,
+  status: row.status,
+  fresh: row.fresh === 1,
+  revision: row.revision,
+  requestedBy: row.requested_by,
+  pid: row.pid,
+  startedAt: row.started_at,
+  finishedAt: row.finished_at,
+  errorKind: row.error_kind,
+  errorMessage: row.error_message,
+  packageId: row.package_id,
+});
+
+export class BusyError extends Error {
+  constructor(readonly running: BuildRecord) {
+    super(`build ${running.id} of ${running.app} is running (pid ${running.pid})`);
+    this.name = 'BusyError';
+  }
+}
+
+function alive(pid: number | null): boolean {
+  if (pid === null) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export class Builds {
+  constructor(private readonly db: Db) {}
+
+  /**
+   * Records a new running build of `app`, refusing while another live build of
+   * the app runs. A build left "running" by a process that died is marked
+   * failed (system error) first.
+   */
+  start(app: string, options: { fresh: boolean; requestedBy?: string; pid?: number }): BuildRecord {
+    const now = new Date().toISOString();
+    return this.db
+      .transaction(() => {
+        this.db.prepare('INSERT OR IGNORE INTO apps (name, created_at) VALUES (?, ?)').run(app, now);
+        const running = this.db
+          .prepare(`SELECT ${COLUMNS} FROM builds WHERE app = ? AND status = 'running'`)
+          .all(app) as BuildRow[];
+        for (const row of running) {
+          if (alive(row.pid) && row.pid !== process.pid) throw new BusyError(toRecord(row));
+          this.finish(row.id, {
+            status: 'failed',
+            errorKind: 'system',
+            errorMessage: 'the build was interrupted (its process is gone)',
+          });
+        }
+        const info = this.db
+          .prepare(
+            'INSERT INTO builds (app, status, fresh, requested_by, pid, started_at) VALUES (?, ?, ?, ?, ?, ?)',
+          )
+          .run(app, 'running', options.fresh ? 1 : 0, options.requestedBy ?? null, options.pid ?? process.pid, now);
+        return this.get(app, Number(info.lastInsertRowid)) as BuildRecord;
+      })
+      .immediate();
+  }
+
+  update(id: number, fields: { revision?: string; fresh?: boolean }): void {
+    if (fields.revision !== undefined) this.db.prepare('UPDATE builds SET revision = ? WHERE id = ?').run(fields.revision, id);
+    if (fields.fresh !== undefined) this.db.prepare('UPDATE builds SET fresh = ? WHERE id = ?').run(fields.fresh ? 1 : 0, id);
+  }
+
+  finish(
+    id: number,
+    result: {
+      status: 'succeeded' | 'failed';
+      errorKind?: ErrorKind;
+      errorMessage?: string;
+      packageId?: string;
+      log?: string;
+    },
+  ): void {
+    this.db
+      .prepare(
+        `UPDATE builds SET status = ?, finished_at = ?, error_kind = ?, error_message = ?, package_id = ?,
+           log = COALESCE(?, log) WHERE id = ?`,
+      )
+      .run(
+        result.status,
+        new Date().toISOString(),
+        result.errorKind ?? null,
+        result.errorMessage ?? null,
+        result.packageId ?? null,
+        result.log ?? null,
+        id,
+      );
+  }
+
+  get(app: string, id: number): BuildRecord | null {
+    const row = this.db.prepare(`SELECT ${COLUMNS} FROM builds WHERE app = ? AND id = ?`).get(app, id) as BuildRow | undefined;
+    return row ? toRecord(row) : null;
+  }
+
+  latest(app: string): BuildRecord | null {
+    const row = this.db
+      .prepare(`SELECT ${COLUMNS} FROM builds WHERE app = ? ORDER BY id DESC LIMIT 1`)
+      .get(app) as BuildRow | undefined;
+    return row ? toRecord(row) : null;
+  }
+
+  list(app: string): BuildRecord[] {
+    return (this.db.prepare(`SELECT ${COLUMNS} FROM builds WHERE app = ? ORDER BY id DESC`).all(app) as BuildRow[]).map(toRecord);
+  }
+
+  log(id: number): string | null {
+    const row = this.db.prepare('SELECT log FROM builds WHERE id = ?').get(id) as { log: string | null } | undefined;
+    return row?.log ?? null;
+  }
+}

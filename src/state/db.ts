@@ -1,0 +1,75 @@
+/**
+ * The state database (SQLite under paths.state): opening it and applying the
+ * schema migrations in order, each once, inside a transaction.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+
+export type Db = Database.Database;
+
+/** Append-only: never edit a migration that has shipped, add a new one. */
+const MIGRATIONS: string[] = [
+  `CREATE TABLE apps (
+     name TEXT PRIMARY KEY,
+     current_package TEXT,
+     created_at TEXT NOT NULL
+   );
+   CREATE TABLE builds (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     app TEXT NOT NULL REFERENCES apps(name),
+     status TEXT NOT NULL CHECK (status IN ('running', 'succeeded', 'failed')),
+     fresh INTEGER NOT NULL,
+     revision TEXT,
+     requested_by TEXT,
+     pid INTEGER,
+     started_at TEXT NOT NULL,
+     finished_at TEXT,
+     error_kind TEXT CHECK (error_kind IN ('user', 'system')),
+     error_message TEXT,
+     package_id TEXT,
+     log TEXT
+   );
+   CREATE INDEX builds_by_app ON builds(app, id);
+   CREATE TABLE packages (
+     app TEXT NOT NULL REFERENCES apps(name),
+     id TEXT NOT NULL,
+     parent TEXT,
+     fresh INTEGER NOT NULL,
+     revision TEXT NOT NULL,
+     author TEXT,
+     date TEXT,
+     description TEXT,
+     changelog TEXT NOT NULL,
+     interpreter_type TEXT NOT NULL,
+     interpreter_version TEXT NOT NULL,
+     bytes INTEGER NOT NULL,
+     storage_key TEXT NOT NULL,
+     compression TEXT NOT NULL,
+     created_at TEXT NOT NULL,
+     metadata TEXT NOT NULL,
+     build_id INTEGER REFERENCES builds(id),
+     PRIMARY KEY (app, id)
+   );
+   CREATE INDEX packages_by_app ON packages(app, created_at);`,
+];
+
+export function openDb(stateDir: string): Db {
+  mkdirSync(stateDir, { recursive: true });
+  const db = new Database(join(stateDir, 'upaas.sqlite'));
+  db.pragma('journal_mode = WAL');
+  db.pragma('foreign_keys = ON');
+  db.pragma('busy_timeout = 5000');
+  migrate(db);
+  return db;
+}
+
+export function migrate(db: Db): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  for (let version = current; version < MIGRATIONS.length; version++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[version] as string);
+      db.pragma(`user_version = ${version + 1}`);
+    }).immediate();
+  }
+}

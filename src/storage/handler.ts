@@ -1,0 +1,45 @@
+/**
+ * The storage handler contract: where images and packages live. Keys are
+ * slash-separated relative names ("packages/myapp/<sha256>.tar.zst").
+ * Writes are atomic (a reader never sees a partial object) and hash what they
+ * write in the same pass; reads verify that hash.
+ */
+import type { Readable } from 'node:stream';
+
+export interface StoredObject {
+  key: string;
+  bytes: number;
+  sha256: string;
+  /** When the object was written. */
+  modifiedAt: Date;
+}
+
+/** A key, or a function that names the object from its SHA-256 once it is known. */
+export type KeyFor = string | ((sha256: string) => string);
+
+export interface StorageHandler {
+  readonly name: string;
+  /** Streams `body` into storage; the object appears under its key only when complete. */
+  put(key: KeyFor, body: Readable): Promise<StoredObject>;
+  /** Streams an object; the stream errors at its end if the content does not match its recorded hash. */
+  get(key: string): Promise<Readable>;
+  exists(key: string): Promise<boolean>;
+  stat(key: string): Promise<StoredObject | null>;
+  delete(key: string): Promise<void>;
+  list(prefix: string): Promise<StoredObject[]>;
+}
+
+export class StorageError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StorageError';
+  }
+}
+
+/** Keeps keys relative and inside the store: no absolute paths, no `..`, no empty parts. */
+export function checkKey(key: string): string {
+  if (!/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/.test(key) || key.split('/').some((part) => part === '..' || part === '.')) {
+    throw new StorageError(`invalid storage key: ${JSON.stringify(key)}`);
+  }
+  return key;
+}

@@ -1,0 +1,121 @@
+/**
+ * The `local` storage handler: objects are files under one folder, each with a
+ * `.sha256` sidecar. A write goes to a temp file that is hashed as it is
+ * written, fsynced and renamed into place; a read re-hashes and fails on a mismatch.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { dirname, join, relative } from 'node:path';
+import { PassThrough, Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { type KeyFor, type StorageHandler, StorageError, type StoredObject, checkKey } from './handler.ts';
+
+const SIDECAR = '.sha256';
+
+export class LocalStorage implements StorageHandler {
+  readonly name = 'local';
+
+  constructor(readonly dir: string) {}
+
+  private path(key: string): string {
+    return join(this.dir, checkKey(key));
+  }
+
+  async put(key: KeyFor, body: Readable): Promise<StoredObject> {
+    await mkdir(join(this.dir, '.tmp'), { recursive: true });
+    const temp = join(this.dir, '.tmp', `${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`);
+    const hash = createHash('sha256');
+    let bytes = 0;
+    const meter = new Transform({
+      transform(chunk: Buffer, _encoding, done) {
+        hash.update(chunk);
+        bytes += chunk.length;
+        done(null, chunk);
+      },
+    });
+    try {
+      await pipeline(body, meter, createWriteStream(temp));
+      const handle = await open(temp, 'r');
+      await handle.sync().finally(() => handle.close());
+      const sha256 = hash.digest('hex');
+      const finalKey = checkKey(typeof key === 'string' ? key : key(sha256));
+      const target = this.path(finalKey);
+      await mkdir(dirname(target), { recursive: true });
+      await writeFile(`${target}${SIDECAR}`, `${sha256}\n`);
+      await rename(temp, target);
+      return { key: finalKey, bytes, sha256, modifiedAt: new Date() };
+    } catch (error) {
+      throw new StorageError(`local storage: writing failed: ${(error as Error).message}`, { cause: error });
+    } finally {
+      await rm(temp, { force: true });
+    }
+  }
+
+  async get(key: string): Promise<Readable> {
+    const path = this.path(key);
+    const expected = await this.recordedHash(key);
+    if (expected === null) throw new StorageError(`local storage: no object ${key}`);
+    const hash = createHash('sha256');
+    const verify = new Transform({
+      transform(chunk: Buffer, _encoding, done) {
+        hash.update(chunk);
+        done(null, chunk);
+      },
+      flush(done) {
+        const actual = hash.digest('hex');
+        done(actual === expected ? null : new StorageError(`local storage: ${key} is corrupt (sha256 ${actual}, expected ${expected})`));
+      },
+    });
+    const out = new PassThrough();
+    pipeline(createReadStream(path), verify, out).catch((error: unknown) => out.destroy(error as Error));
+    return out;
+  }
+
+  private async recordedHash(key: string): Promise<string | null> {
+    try {
+      return (await readFile(`${this.path(key)}${SIDECAR}`, 'utf8')).trim();
+    } catch {
+      return null;
+    }
+  }
+
+  async exists(key: string): Promise<boolean> {
+    return (await this.stat(key)) !== null;
+  }
+
+  async stat(key: string): Promise<StoredObject | null> {
+    const sha256 = await this.recordedHash(key);
+    if (sha256 === null) return null;
+    try {
+      const info = await stat(this.path(key));
+      return { key, bytes: info.size, sha256, modifiedAt: info.mtime };
+    } catch {
+      return null;
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    const path = this.path(key);
+    await rm(path, { force: true });
+    await rm(`${path}${SIDECAR}`, { force: true });
+  }
+
+  async list(prefix: string): Promise<StoredObject[]> {
+    const base = join(this.dir, checkKey(prefix));
+    let entries: string[];
+    try {
+      entries = (await readdir(base, { recursive: true })) as string[];
+    } catch {
+      return [];
+    }
+    const out: StoredObject[] = [];
+    for (const entry of entries) {
+      if (entry.endsWith(SIDECAR)) continue;
+      const key = relative(this.dir, join(base, entry));
+      const info = await this.stat(key).catch(() => null);
+      if (info) out.push(info);
+    }
+    return out.sort((a, b) => a.key.localeCompare(b.key));
+  }
+}
