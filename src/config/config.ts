@@ -174,7 +174,7 @@ export function loadConfig(explicit?: string): Config {
 /** Validates an already-parsed config document (used by loadConfig and tests). */
 export function parseConfig(raw: unknown, file: string | null): Config {
   const source = file ?? 'embedded defaults';
-  const parsed = validate(configSchema, raw, source);
+  const parsed = validate(configSchema, withoutExtensions(raw), source);
   if (Object.keys(parsed.interpreters.rest).length === 0) {
     const defaults = validate(configSchema, { interpreters: DEFAULT_INTERPRETERS }, 'embedded interpreter defaults');
     parsed.interpreters.rest = defaults.interpreters.rest;
@@ -183,6 +183,12 @@ export function parseConfig(raw: unknown, file: string | null): Config {
   const at = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
   parsed.paths = { repos: at(parsed.paths.repos), workdir: at(parsed.paths.workdir), state: at(parsed.paths.state) };
   return { ...parsed, file };
+}
+
+/** Top-level keys starting with "x-" hold YAML anchors for reuse (as in compose files); they are not settings. */
+function withoutExtensions(raw: unknown): unknown {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return raw;
+  return Object.fromEntries(Object.entries(raw).filter(([key]) => !key.startsWith('x-')));
 }
 
 /** The interpreter types the admin offers (keys of `interpreters` besides env/packages/actions). */

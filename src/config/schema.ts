@@ -125,7 +125,8 @@ export function scalarText(options: { pattern?: RegExp; patternText?: string } =
 }
 
 export function list<T>(item: Schema<T>): Schema<T[]> {
-  const expected = `a list of ${item.expected.replace(/^an? /, '')}s`.replace(/ss$/, 's');
+  const single = /^an? ([a-z-]+)$/.exec(item.expected);
+  const expected = single ? `a list of ${single[1]}s` : `a list, each ${item.expected}`;
   return {
     expected,
     parse(value, path, ctx) {

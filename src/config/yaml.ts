@@ -12,7 +12,7 @@ import {
   boolCoreTag,
   defineScalarTag,
   intCoreTag,
-  load,
+  loadAll,
   mapTag,
   mergeTag,
   nullCoreTag,
@@ -38,7 +38,9 @@ export class YamlError extends Error {
 /** Parses YAML text; a syntax error names the source and the position. */
 export function parseYaml(text: string, source: string, schema: Schema = TEXT_SCHEMA): unknown {
   try {
-    return load(text, { schema, filename: source });
+    const documents = loadAll(text, { schema, filename: source });
+    if (documents.length > 1) throw new YamlError(source, 'expected one YAML document, found several (---)');
+    return documents[0] ?? null;
   } catch (error) {
     if (error instanceof YAMLException) throw new YamlError(source, `invalid YAML: ${error.message}`);
     if (error instanceof YamlError) throw error;

@@ -73,8 +73,9 @@ export class LocalStorage implements StorageHandler {
   }
 
   private async recordedHash(key: string): Promise<string | null> {
+    const sidecar = `${this.path(key)}${SIDECAR}`;
     try {
-      return (await readFile(`${this.path(key)}${SIDECAR}`, 'utf8')).trim();
+      return (await readFile(sidecar, 'utf8')).trim();
     } catch {
       return null;
     }
@@ -85,10 +86,11 @@ export class LocalStorage implements StorageHandler {
   }
 
   async stat(key: string): Promise<StoredObject | null> {
+    const path = this.path(key);
     const sha256 = await this.recordedHash(key);
     if (sha256 === null) return null;
     try {
-      const info = await stat(this.path(key));
+      const info = await stat(path);
       return { key, bytes: info.size, sha256, modifiedAt: info.mtime };
     } catch {
       return null;

@@ -1,0 +1,124 @@
+/** The admin config: defaults, validation messages, !include, anchors and merge keys. */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect } from 'chai';
+import { loadConfig, parseConfig } from '../src/config/config.ts';
+import { ValidationError } from '../src/config/schema.ts';
+import { YamlError } from '../src/config/yaml.ts';
+import { World } from './helpers/world.ts';
+
+function problems(raw: unknown): string[] {
+  try {
+    parseConfig(raw, '/srv/upaas.yml');
+  } catch (error) {
+    if (error instanceof ValidationError) return error.problems;
+    throw error;
+  }
+  return [];
+}
+
+describe('admin config', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'upaas-config-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('fills every key with a default; an empty file works and offers python and static', () => {
+    writeFileSync(join(dir, 'upaas.yml'), '');
+    const config = loadConfig(join(dir, 'upaas.yml'));
+    expect(config.paths).to.deep.equal({ repos: join(dir, 'repos'), workdir: join(dir, 'state/work'), state: join(dir, 'state') });
+    expect(config.bootstrap.commands).to.deep.equal(['debootstrap --variant=minbase bookworm %workdir% http://deb.debian.org/debian']);
+    expect(config.bootstrap).to.include({ maxage: 7, timelimit: 1800 });
+    expect(config.bootstrap.packages).to.include('git');
+    expect(config.commands.install.cmd).to.include('%package%');
+    expect(config.apps).to.deep.equal({ uid: 'www-data', gid: 'www-data', home: '/home/app', branch: 'main', metadata: '.upaas.yml' });
+    expect(Object.keys(config.interpreters.rest)).to.deep.equal(['python', 'static']);
+    expect(config.interpreters.rest.python?.['3.11']).to.be.an('object');
+    expect(config.builder.compression).to.equal('zstd');
+  });
+
+  it('the shipped upaas.yml is valid and offers python 3.11 and static', () => {
+    const config = loadConfig(join(process.cwd(), 'upaas.yml'));
+    expect(Object.keys(config.interpreters.rest)).to.include.members(['python', 'static']);
+    expect(Object.keys(config.interpreters.rest.python ?? {})).to.include('3.11');
+  });
+
+  it('names the key path, what was expected and what was found, for every problem', () => {
+    expect(
+      problems({
+        bootstrap: { maxage: 'soon', packages: ['git', 3, 'Bad Name'] },
+        apps: { home: 'relative/path', uid: 'root user' },
+        commands: { timelimit: 0 },
+        interpreters: { python: { '3.11': { packages: 'python3' } } },
+      }),
+    ).to.deep.equal([
+      'bootstrap.maxage: expected a whole number of at least 0, got "soon"',
+      'bootstrap.packages[1]: expected a package name (like "libpq-dev" or "curl=7.88.1-10"), got 3',
+      'bootstrap.packages[2]: expected a package name (like "libpq-dev" or "curl=7.88.1-10"), got "Bad Name"',
+      'commands.timelimit: expected a whole number of at least 1, got 0',
+      'apps.uid: expected a user name or numeric id, got "root user"',
+      'apps.home: expected an absolute path like "/home/app", got "relative/path"',
+      'interpreters.python["3.11"].packages: expected a list, each a package name (like "libpq-dev" or "curl=7.88.1-10"), got "python3"',
+    ]);
+  });
+
+  it('refuses unknown keys instead of dropping them', () => {
+    expect(problems({ bootstrap: { command: 'debootstrap' } })).to.deep.equal([
+      'bootstrap.command: unknown key (known keys: commands, env, timelimit, maxage, packages)',
+    ]);
+    expect(problems({ interpreters: { python: { latest: {} } } })).to.deep.equal([
+      'interpreters.python.latest: invalid key: expected "any" or a version like "3.11"',
+    ]);
+    expect(problems({ interpreters: { Python: {} } })[0]).to.match(/^interpreters\.Python: unknown key .*or an interpreter type name/);
+  });
+
+  it('follows !include relative to the including file; anchors in x- keys and merge keys work', () => {
+    writeFileSync(join(dir, 'python.yml'), 'any:\n  packages: [python3]\n"3.10": {}\n');
+    writeFileSync(
+      join(dir, 'upaas.yml'),
+      [
+        'x-limits: &limits {timelimit: 120}',
+        'commands:',
+        '  <<: *limits',
+        '  install: {cmd: "apt-get install -y %package%"}',
+        'interpreters:',
+        '  python: !include python.yml',
+      ].join('\n'),
+    );
+    const config = loadConfig(join(dir, 'upaas.yml'));
+    expect(config.commands.timelimit).to.equal(120);
+    expect(config.commands.install.cmd).to.equal('apt-get install -y %package%');
+    expect(Object.keys(config.interpreters.rest.python ?? {}), '3.10 stays "3.10"').to.deep.equal(['any', '3.10']);
+    writeFileSync(join(dir, 'upaas.yml'), 'limits: &limits {timelimit: 120}\n');
+    expect(() => loadConfig(join(dir, 'upaas.yml'))).to.throw(ValidationError, 'limits: unknown key');
+  });
+
+  it('reports a missing include, an include cycle and bad YAML with the file', () => {
+    writeFileSync(join(dir, 'upaas.yml'), 'interpreters: !include missing.yml\n');
+    expect(() => loadConfig(join(dir, 'upaas.yml'))).to.throw(YamlError, /missing\.yml: file not found \(included from .*upaas\.yml\)/);
+    writeFileSync(join(dir, 'upaas.yml'), 'paths: !include other.yml\n');
+    writeFileSync(join(dir, 'other.yml'), 'repos: !include upaas.yml\n');
+    expect(() => loadConfig(join(dir, 'upaas.yml'))).to.throw(YamlError, /!include cycle/);
+    writeFileSync(join(dir, 'upaas.yml'), 'paths: [\n');
+    expect(() => loadConfig(join(dir, 'upaas.yml'))).to.throw(YamlError, /upaas\.yml: invalid YAML/);
+  });
+
+  it('check-config prints the effective config, or the errors with exit 78', async () => {
+    const world = new World();
+    try {
+      let result = await world.cli('check-config');
+      expect(result.exitCode, result.stderr).to.equal(0);
+      expect(result.stdout).to.match(/is valid; effective config:/);
+      expect(result.stdout).to.include('home: /home/app');
+      writeFileSync(world.configFile, 'apps:\n  branch: -evil\n  colour: blue\n');
+      result = await world.cli('check-config');
+      expect(result.exitCode).to.equal(78);
+      expect(result.stderr).to.include('apps.branch: expected a branch name like "main", got "-evil"');
+      expect(result.stderr).to.include('apps.colour: unknown key');
+    } finally {
+      world.remove();
+    }
+  });
+});

@@ -1,0 +1,82 @@
+/** The chroot sandbox: namespaces, time limits, binds, and nothing left behind. */
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect } from 'chai';
+import { execa } from 'execa';
+import { runInSandbox, runScriptInSandbox } from '../src/sandbox/sandbox.ts';
+import { FIXTURE_BOOTSTRAP } from './helpers/world.ts';
+
+describe('sandbox', function () {
+  this.timeout(60_000);
+  let dir: string;
+  let root: string;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'upaas-sandbox-'));
+    root = join(dir, 'root');
+    await execa('sh', [FIXTURE_BOOTSTRAP, root]);
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  const mountsUnder = (path: string) =>
+    readFileSync('/proc/self/mounts', 'utf8').split('\n').filter((line) => line.split(' ')[1]?.startsWith(path));
+
+  it('runs as PID 1 of its own namespace with /proc, /dev, /run and a clean environment', async () => {
+    const lines: string[] = [];
+    const result = await runScriptInSandbox(root, 'echo "pid=$$"; test -c /dev/null && echo dev-ok; test -r /proc/self/status && echo proc-ok; env | sort; pwd', {
+      env: { FOO: 'bar' },
+      cwd: '/tmp',
+      onLine: (line) => lines.push(line),
+    });
+    expect(result.ok).to.equal(true);
+    expect(lines).to.include.members(['pid=1', 'dev-ok', 'proc-ok', 'FOO=bar', '/tmp']);
+    expect(lines.filter((l) => /^[A-Z_]+=/.test(l)).map((l) => l.split('=')[0])).to.have.members(['FOO', 'PATH', 'PWD']);
+    expect(mountsUnder(root)).to.deep.equal([]);
+  });
+
+  it('kills the command and every process it started at the time limit', async () => {
+    const marker = `upaas-sandbox-sleeper-${process.pid}`;
+    const started = Date.now();
+    const result = await runScriptInSandbox(root, `(exec -a ${marker} sleep 300) & (setsid sh -c "exec -a ${marker} sleep 300" &); trap "" TERM; sleep 300`, {
+      timeoutSeconds: 1,
+    });
+    expect(result.timedOut).to.equal(true);
+    expect(result.ok).to.equal(false);
+    expect(Date.now() - started).to.be.below(10_000);
+    const survivors = await execa('pgrep', ['-f', marker], { reject: false });
+    expect(String(survivors.stdout)).to.equal('');
+    expect(mountsUnder(root)).to.deep.equal([]);
+  });
+
+  it('kills on abort like on a time limit', async () => {
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 300);
+    const result = await runInSandbox(root, ['sleep', '300'], { signal: controller.signal });
+    expect(result).to.include({ aborted: true, ok: false });
+  });
+
+  it('binds a host folder read-only under /run/upaas, and leaves no mount point in the image', async () => {
+    const lines: string[] = [];
+    const result = await runScriptInSandbox(root, 'ls /run/upaas/data; touch /run/upaas/data/x 2>&1 || echo read-only', {
+      bindsReadOnly: [{ source: join(root, 'etc'), target: '/run/upaas/data' }],
+      onLine: (line) => lines.push(line),
+    });
+    expect(result.ok).to.equal(true);
+    expect(lines).to.include('passwd');
+    expect(lines).to.include('read-only');
+    expect(existsSync(join(root, 'run/upaas'))).to.equal(false);
+  });
+
+  it('refuses to mount over a symlink the image put in place of /proc', async () => {
+    const evil = join(dir, 'evil');
+    await execa('cp', ['-a', root, evil]);
+    rmSync(join(evil, 'proc'), { recursive: true });
+    symlinkSync('/etc', join(evil, 'proc'));
+    const lines: string[] = [];
+    const result = await runInSandbox(evil, ['/bin/true'], { onLine: (line) => lines.push(line) });
+    expect(result.ok).to.equal(false);
+    expect(lines.join('\n')).to.include('/proc in the image is a symlink');
+    expect(mountsUnder('/etc')).to.deep.equal([]);
+  });
+});

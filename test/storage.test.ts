@@ -1,0 +1,68 @@
+/** The local storage handler: atomic, hashed writes and verified reads. */
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { text } from 'node:stream/consumers';
+import { expect } from 'chai';
+import { LocalStorage } from '../src/storage/local.ts';
+import { StorageError } from '../src/storage/handler.ts';
+
+describe('local storage', () => {
+  let dir: string;
+  let storage: LocalStorage;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'upaas-storage-'));
+    storage = new LocalStorage(dir);
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('writes, names by hash, stats, lists, reads and deletes', async () => {
+    const body = 'hello package\n';
+    const sha = createHash('sha256').update(body).digest('hex');
+    const stored = await storage.put((digest) => `packages/app/${digest}.tar.zst`, Readable.from([body]));
+    expect(stored).to.include({ key: `packages/app/${sha}.tar.zst`, bytes: body.length, sha256: sha });
+    expect(await storage.exists(stored.key)).to.equal(true);
+    expect((await storage.list('packages')).map((o) => o.key)).to.deep.equal([stored.key]);
+    expect(await text(await storage.get(stored.key))).to.equal(body);
+    await storage.delete(stored.key);
+    expect(await storage.stat(stored.key)).to.equal(null);
+    expect(readdirSync(join(dir, '.tmp'))).to.deep.equal([]);
+  });
+
+  it('fails a read whose bytes do not match the recorded hash', async () => {
+    const stored = await storage.put('images/x.tar.zst', Readable.from(['original bytes']));
+    writeFileSync(join(dir, stored.key), 'tampered bytes');
+    let error: unknown;
+    try {
+      await text(await storage.get(stored.key));
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).to.be.instanceOf(StorageError);
+    expect((error as Error).message).to.match(/images\/x\.tar\.zst is corrupt/);
+  });
+
+  it('leaves nothing under the key when the source stream fails', async () => {
+    const failing = new Readable({
+      read() {
+        this.push('partial');
+        this.destroy(new Error('source broke'));
+      },
+    });
+    let error: unknown;
+    await storage.put('packages/app/broken', failing).catch((caught: unknown) => (error = caught));
+    expect((error as Error).message).to.include('source broke');
+    expect(await storage.exists('packages/app/broken')).to.equal(false);
+    expect(readdirSync(join(dir, '.tmp'))).to.deep.equal([]);
+  });
+
+  it('refuses keys that leave the store', async () => {
+    for (const key of ['../x', '/etc/passwd', 'a//b', 'a/./b', '']) {
+      let error: unknown;
+      await storage.stat(key).catch((caught: unknown) => (error = caught));
+      expect(error, key).to.be.instanceOf(StorageError);
+    }
+  });
+});
