@@ -6,7 +6,7 @@
  */
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { execa, type ResultPromise } from 'execa';
+import { type ResultPromise, execa } from 'execa';
 
 export type Compression = 'zstd' | 'gzip';
 
@@ -32,34 +32,42 @@ async function finished(name: string, child: ResultPromise): Promise<void> {
 }
 
 /**
- * Archives the tree at `root`: `tar -c | zstd -T0`. Returns the compressed
+ * Archives the tree at `root`: `tar -c | zstd -T0`. tar writes straight into
+ * the compressor through a kernel pipe (no copy through this process); the
+ * compressed stream comes back here to be hashed and stored. Returns that
  * stream and a promise that settles when both programs have ended.
  */
 export function packTree(root: string, compression: Compression, level: number): { stream: Readable; done: Promise<void> } {
-  const tar = execa('tar', ['--create', '--file=-', '--sparse', '--one-file-system', ...TAR_COMMON, '--directory', root, '.'], {
-    buffer: { stdout: false, stderr: true },
-    reject: false,
-    stdin: 'ignore',
-  });
   const [file, args] = compressor(compression, level);
   const zip = execa(file, args, { buffer: { stdout: false, stderr: true }, reject: false, stdin: 'pipe' });
-  const piped = pipeline(tar.stdout, zip.stdin);
-  const done = Promise.all([finished('tar', tar), finished(file, zip), piped]).then(() => undefined);
+  const tar = execa('tar', ['--create', '--file=-', '--sparse', '--one-file-system', ...TAR_COMMON, '--directory', root, '.'], {
+    buffer: { stderr: true },
+    reject: false,
+    stdin: 'ignore',
+    stdout: zip.stdin,
+  });
+  // tar holds the pipe's write end now; dropping ours lets the compressor see EOF when tar ends.
+  zip.stdin.destroy();
+  const done = Promise.all([finished('tar', tar), finished(file, zip)]).then(() => undefined);
   return { stream: zip.stdout, done };
 }
 
-/** Unpacks a compressed archive stream into `root` (which must exist), exactly as it was packed. */
+/**
+ * Unpacks a compressed archive stream into `root` (which must exist), exactly
+ * as it was packed. The stream is fed to the decompressor here (storage
+ * verifies its hash on the way); the decompressor writes straight into tar.
+ */
 export async function unpackTree(stream: Readable, root: string, compression: Compression): Promise<void> {
-  const [file, args] = decompressor(compression);
-  const unzip = execa(file, args, { buffer: { stdout: false, stderr: true }, reject: false, stdin: 'pipe' });
   const tar = execa(
     'tar',
     ['--extract', '--file=-', '--preserve-permissions', '--same-owner', ...TAR_COMMON, '--directory', root],
     { buffer: { stdout: true, stderr: true }, reject: false, stdin: 'pipe' },
   );
+  const [file, args] = decompressor(compression);
+  const unzip = execa(file, args, { buffer: { stderr: true }, reject: false, stdin: 'pipe', stdout: tar.stdin });
+  tar.stdin.destroy();
   const feeding = pipeline(stream, unzip.stdin);
-  const piping = pipeline(unzip.stdout, tar.stdin);
-  const outcomes = await Promise.allSettled([feeding, finished(file, unzip), piping, finished('tar', tar)]);
+  const outcomes = await Promise.allSettled([feeding, finished(file, unzip), finished('tar', tar)]);
   // The source's own error (a checksum mismatch) says most; report it first.
   const failure = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
   if (failure) throw failure.reason;

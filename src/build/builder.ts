@@ -38,9 +38,15 @@ export interface BuildRequest {
   signal?: AbortSignal;
 }
 
+export interface BuildTimings {
+  totalMs: number;
+  /** Spent in admin and app commands; totalMs - commandMs is the builder's own work. */
+  commandMs: number;
+}
+
 export type BuildOutcome =
-  | { ok: true; buildId: number; package: PackageRecord }
-  | { ok: false; buildId: number | null; error: BuildError };
+  | { ok: true; buildId: number; package: PackageRecord; timings: BuildTimings }
+  | { ok: false; buildId: number | null; error: BuildError; timings: BuildTimings };
 
 export interface Services {
   config: Config;
@@ -51,33 +57,43 @@ export interface Services {
 export async function build(services: Services, request: BuildRequest): Promise<BuildOutcome> {
   const { config, state } = services;
   const sink = request.onLine ?? (() => undefined);
+  const started = performance.now();
+  const stats = { commandMs: 0 };
+  const timings = (): BuildTimings => ({ totalMs: performance.now() - started, commandMs: stats.commandMs });
   let repo: string;
   try {
     repo = repoPath(config.paths.repos, request.app);
   } catch (error) {
     const failure = userError((error as Error).message);
     sink(failureLine(failure));
-    return { ok: false, buildId: null, error: failure };
+    return { ok: false, buildId: null, error: failure, timings: timings() };
   }
   const record = state.builds.start(request.app, { fresh: Boolean(request.fresh), requestedBy: request.requestedBy });
   const log = new BuildLog(sink, join(config.paths.state, 'logs', request.app, `${record.id}.log`));
   log.step(`Build ${record.id} of ${request.app}${request.fresh ? ' (fresh)' : ''}`);
   try {
-    const pkg = await runBuild(services, request, repo, record.id, log);
+    const pkg = await runBuild(services, request, repo, record.id, log, stats);
     log.step(`Package ${pkg.id} (${formatBytes(pkg.bytes)}) is now current for ${request.app}`);
     state.builds.finish(record.id, { status: 'succeeded', packageId: pkg.id, log: log.text() });
-    return { ok: true, buildId: record.id, package: pkg };
+    return { ok: true, buildId: record.id, package: pkg, timings: timings() };
   } catch (thrown) {
     const error = asBuildError(thrown);
     log.failure(error);
     state.builds.finish(record.id, { status: 'failed', errorKind: error.kind, errorMessage: error.message, log: log.text() });
-    return { ok: false, buildId: record.id, error };
+    return { ok: false, buildId: record.id, error, timings: timings() };
   } finally {
     await log.close();
   }
 }
 
-async function runBuild(services: Services, request: BuildRequest, repo: string, buildId: number, log: BuildLog): Promise<PackageRecord> {
+async function runBuild(
+  services: Services,
+  request: BuildRequest,
+  repo: string,
+  buildId: number,
+  log: BuildLog,
+  stats: BuildContext['stats'],
+): Promise<PackageRecord> {
   const { config, state, storage } = services;
   const app = request.app;
 
@@ -124,6 +140,7 @@ async function runBuild(services: Services, request: BuildRequest, repo: string,
       root,
       os: null,
       signal: request.signal,
+      stats,
     };
 
     await prepareBase(ctx); //           1. system image (or current package), system action

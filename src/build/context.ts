@@ -35,6 +35,8 @@ export interface BuildContext {
   root: string;
   os: OsRelease | null;
   signal?: AbortSignal;
+  /** Time spent in admin and app commands (the rest is the builder's own work). */
+  stats: { commandMs: number };
 }
 
 /** Environment every setup action sees. */
@@ -70,12 +72,14 @@ export async function runCommands(
   const timeoutSeconds = options.timeoutSeconds ?? ctx.config.commands.timelimit;
   for (const command of commands) {
     ctx.log.output(`$ ${command}`);
+    const started = performance.now();
     const result = await runScriptInSandbox(ctx.root, command, {
       ...options,
       timeoutSeconds,
       signal: ctx.signal,
       onLine: (line) => ctx.log.output(line),
     });
+    ctx.stats.commandMs += performance.now() - started;
     if (!result.ok) {
       const shown = command.length > 80 ? `${command.slice(0, 77)}...` : command;
       throw new BuildError(kind, `${what} failed: \`${shown}\` ${describeEnd(result, timeoutSeconds)}`);
