@@ -245,7 +245,7 @@ describe('upaas build (fixture image)', function () {
       expect(result.exitCode).to.equal(1);
       expect(result.stdout).to.include('E: Unable to locate package no-such-package');
       expect(result.lines.filter(Boolean).pop()).to.equal(
-        '!     user error: installing OS package no-such-package (from the app metadata) failed: `fixture-install "$UPAAS_PACKAGE"` exited with status 100',
+        '!     user error: installing OS package no-such-package (from the app metadata) failed: `fixture-install no-such-package` exited with status 100',
       );
       await expectUnchanged();
     });

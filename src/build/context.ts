@@ -67,11 +67,13 @@ export async function runCommands(
   kind: ErrorKind,
   what: string,
   commands: string[],
-  options: SandboxOptions = {},
+  options: SandboxOptions & { shown?: string[] } = {},
 ): Promise<void> {
   const timeoutSeconds = options.timeoutSeconds ?? ctx.config.commands.timelimit;
-  for (const command of commands) {
-    ctx.log.output(`$ ${command}`);
+  for (const [index, command] of commands.entries()) {
+    // `shown` is how a command is displayed when its text holds placeholders.
+    const display = options.shown?.[index] ?? command;
+    ctx.log.output(`$ ${display}`);
     const started = performance.now();
     const result = await runScriptInSandbox(ctx.root, command, {
       ...options,
@@ -81,7 +83,7 @@ export async function runCommands(
     });
     ctx.stats.commandMs += performance.now() - started;
     if (!result.ok) {
-      const shown = command.length > 80 ? `${command.slice(0, 77)}...` : command;
+      const shown = display.length > 80 ? `${display.slice(0, 77)}...` : display;
       throw new BuildError(kind, `${what} failed: \`${shown}\` ${describeEnd(result, timeoutSeconds)}`);
     }
   }

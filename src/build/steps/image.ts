@@ -129,7 +129,7 @@ export async function installPackage(ctx: BuildContext, kind: 'user' | 'system',
   const script = install.cmd.replaceAll('%package%', '"$UPAAS_PACKAGE"');
   const env = { LANG: 'C.UTF-8', HOME: '/root', ...install.env, UPAAS_PACKAGE: name };
   const what = kind === 'user' ? `installing OS package ${name} (from the app metadata)` : `installing package ${name}`;
-  await runCommands(ctx, kind, what, [script], { env });
+  await runCommands(ctx, kind, what, [script], { env, shown: [install.cmd.replaceAll('%package%', name)] });
 }
 
 async function readOsRelease(ctx: BuildContext) {
