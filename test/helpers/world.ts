@@ -18,7 +18,11 @@ export const FIXTURE_BOOTSTRAP = join(PROJECT, 'test/fixtures/make-image.sh');
 /** One storage folder per test run for fast worlds, so the fixture image is made once. */
 let sharedFastStorage: string | null = null;
 export function fastStorageDir(): string {
-  sharedFastStorage ??= mkdtempSync(join(tmpdir(), 'upaas-test-storage-'));
+  if (sharedFastStorage === null) {
+    const dir = mkdtempSync(join(tmpdir(), 'upaas-test-storage-'));
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+    sharedFastStorage = dir;
+  }
   return sharedFastStorage;
 }
 
