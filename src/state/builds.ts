@@ -83,7 +83,7 @@ export class Builds {
           .prepare(`SELECT ${COLUMNS} FROM builds WHERE app = ? AND status = 'running'`)
           .all(app) as BuildRow[];
         for (const row of running) {
-          if (alive(row.pid) && row.pid !== process.pid) throw new BusyError(toRecord(row));
+          if (alive(row.pid)) throw new BusyError(toRecord(row));
           this.finish(row.id, {
             status: 'failed',
             errorKind: 'system',
