@@ -4,7 +4,7 @@
  * OS packages, actions and files; then an incremental and a fresh build.
  * Set UPAAS_SKIP_REAL=1 to skip it while iterating locally; CI runs it.
  */
-import { cpSync, mkdirSync, readFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { parseConfig } from '../src/config/config.ts';
@@ -44,6 +44,8 @@ async function inChroot(root: string, argv: string[]): Promise<string> {
   after(() => {
     const leftovers = world.leftovers();
     world.remove();
+    // Only the image is worth keeping between runs.
+    rmSync(join(REAL_STORAGE, 'packages'), { recursive: true, force: true });
     expect(leftovers).to.deep.equal([]);
   });
 

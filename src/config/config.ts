@@ -190,8 +190,3 @@ function withoutExtensions(raw: unknown): unknown {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return raw;
   return Object.fromEntries(Object.entries(raw).filter(([key]) => !key.startsWith('x-')));
 }
-
-/** The interpreter types the admin offers (keys of `interpreters` besides env/packages/actions). */
-export function interpreterTypes(config: Config): string[] {
-  return Object.keys(config.interpreters.rest);
-}

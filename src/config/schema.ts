@@ -101,15 +101,6 @@ export function integer(options: { min?: number; max?: number } = {}): Schema<nu
   };
 }
 
-export function boolean(): Schema<boolean> {
-  return {
-    expected: 'true or false',
-    parse(value, path, ctx) {
-      return typeof value === 'boolean' ? value : mismatch(ctx, path, 'true or false', value, false);
-    },
-  };
-}
-
 /** A scalar written as text: strings as they are, numbers and booleans as YAML wrote them. */
 export function scalarText(options: { pattern?: RegExp; patternText?: string } = {}): Schema<string> {
   const expected = options.patternText ?? 'a string';
