@@ -17,7 +17,7 @@ describe('state', () => {
   it('migrates once and reopens', () => {
     State.open(dir).close();
     const state = State.open(dir);
-    expect(state.db.pragma('user_version', { simple: true })).to.equal(1);
+    expect(state.db.pragma('user_version', { simple: true })).to.equal(2);
     state.close();
   });
 

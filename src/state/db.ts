@@ -52,6 +52,33 @@ const MIGRATIONS: string[] = [
      PRIMARY KEY (app, id)
    );
    CREATE INDEX packages_by_app ON packages(app, created_at);`,
+  `CREATE TABLE users (
+     name TEXT PRIMARY KEY,
+     admin INTEGER NOT NULL DEFAULT 0,
+     created_at TEXT NOT NULL
+   );
+   CREATE TABLE keys (
+     fingerprint TEXT PRIMARY KEY,
+     user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+     algorithm TEXT NOT NULL,
+     public_key TEXT NOT NULL,
+     comment TEXT,
+     created_at TEXT NOT NULL
+   );
+   CREATE TABLE tokens (
+     id TEXT PRIMARY KEY,
+     user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+     hash TEXT NOT NULL,
+     note TEXT,
+     created_at TEXT NOT NULL,
+     last_used_at TEXT
+   );
+   CREATE TABLE access (
+     repo TEXT NOT NULL,
+     user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+     level TEXT NOT NULL CHECK (level IN ('read', 'write')),
+     PRIMARY KEY (repo, user)
+   );`,
 ];
 
 export function openDb(stateDir: string): Db {

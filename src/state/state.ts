@@ -2,14 +2,17 @@
 import { Builds } from './builds.ts';
 import { type Db, openDb } from './db.ts';
 import { Packages } from './packages.ts';
+import { Users } from './users.ts';
 
 export class State {
   readonly builds: Builds;
   readonly packages: Packages;
+  readonly users: Users;
 
   constructor(readonly db: Db) {
     this.builds = new Builds(db);
     this.packages = new Packages(db);
+    this.users = new Users(db);
   }
 
   static open(stateDir: string): State {

@@ -3,14 +3,14 @@ import { build } from '../../build/builder.ts';
 import { exitCodeFor } from '../../build/errors.ts';
 import { repoNameFrom } from '../../git/repos.ts';
 import { createStorage } from '../../storage/index.ts';
-import { type Command, UsageError, parse, withState } from '../command.ts';
+import { type Command, UsageError, parse } from '../command.ts';
 
 export const buildCommand: Command = {
   name: 'build',
   usage: 'build APP [--fresh] [--rev REV] [--interpreter VERSION]',
   summary: 'build a package of APP from REV (default: the deploy branch) and make it current',
-  permission: 'write',
-  async run(args, io, globals) {
+  access: 'repo:write',
+  async run({ args, io, user, services }) {
     const { values, positionals } = parse(
       args,
       { fresh: { type: 'boolean' }, rev: { type: 'string' }, interpreter: { type: 'string' } },
@@ -20,29 +20,19 @@ export const buildCommand: Command = {
     if (values.interpreter !== undefined && !/^[0-9]+(\.[0-9]+)*$/.test(values.interpreter)) {
       throw new UsageError(`--interpreter: expected a version like 3.11, got ${JSON.stringify(values.interpreter)}`);
     }
-    return withState(globals, async (config, state) => {
-      const controller = new AbortController();
-      const stop = () => controller.abort();
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
-      try {
-        const outcome = await build(
-          { config, state, storage: createStorage(config) },
-          {
-            app,
-            revision: values.rev,
-            fresh: values.fresh,
-            interpreterVersion: values.interpreter,
-            requestedBy: 'local admin',
-            onLine: (line) => io.out(`${line}\n`),
-            signal: controller.signal,
-          },
-        );
-        return outcome.ok ? 0 : exitCodeFor(outcome.error.kind);
-      } finally {
-        process.off('SIGINT', stop);
-        process.off('SIGTERM', stop);
-      }
-    });
+    const { config, state } = services();
+    const outcome = await build(
+      { config, state, storage: createStorage(config) },
+      {
+        app,
+        revision: values.rev,
+        fresh: values.fresh,
+        interpreterVersion: values.interpreter,
+        requestedBy: user.name,
+        onLine: (line) => io.out(`${line}\n`),
+        signal: io.signal,
+      },
+    );
+    return outcome.ok ? 0 : exitCodeFor(outcome.error.kind);
   },
 };

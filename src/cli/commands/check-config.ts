@@ -1,6 +1,5 @@
 /** `upaas check-config`: loads and validates upaas.yml, prints the effective config or the errors. */
 import { dump } from 'js-yaml';
-import { loadConfig } from '../../config/config.ts';
 import { createStorage } from '../../storage/index.ts';
 import { type Command, parse } from '../command.ts';
 
@@ -8,10 +7,10 @@ export const checkConfigCommand: Command = {
   name: 'check-config',
   usage: 'check-config',
   summary: 'validate the config file and print the effective config (defaults filled in)',
-  permission: 'admin',
-  async run(args, io, globals) {
+  access: 'admin',
+  async run({ args, io, services }) {
     parse(args, {}, { min: 0, max: 0 });
-    const config = loadConfig(globals.configFile);
+    const { config } = services();
     createStorage(config);
     const { file, interpreters, ...rest } = config;
     const { rest: types, ...shared } = interpreters;

@@ -12,7 +12,7 @@ import { exitCodeFor } from '../../build/errors.ts';
 import { createRepo } from '../../git/repos.ts';
 import { capture } from '../../process/run.ts';
 import { createStorage } from '../../storage/index.ts';
-import { type Command, parse, withState } from '../command.ts';
+import { type Command, parse } from '../command.ts';
 
 const EXAMPLE_DIR = fileURLToPath(new URL('../../../examples/hello', import.meta.url));
 
@@ -20,20 +20,19 @@ export const exampleCommand: Command = {
   name: 'example',
   usage: 'example [--fresh]',
   summary: 'push the bundled example app into repo "example" and build it (what npm start does for now)',
-  permission: 'admin',
-  async run(args, io, globals) {
+  access: 'admin',
+  async run({ args, io, services }) {
     const { values } = parse(args, { fresh: { type: 'boolean' } }, { min: 0, max: 0 });
-    return withState(globals, async (config, state) => {
-      const repo = await createRepo(config.paths.repos, 'example', config.apps.branch);
-      await commitDirectory(EXAMPLE_DIR, repo, config.apps.branch);
-      io.out(`-----> example app committed to ${repo}; building it (the first build bootstraps the system image)\n`);
-      const outcome = await build(
-        { config, state, storage: createStorage(config) },
-        { app: 'example', fresh: values.fresh, requestedBy: 'npm start', onLine: (line) => io.out(`${line}\n`) },
-      );
-      if (outcome.ok) io.out(`\nSee it with: npx upaas packages example\n`);
-      return outcome.ok ? 0 : exitCodeFor(outcome.error.kind);
-    });
+    const { config, state } = services();
+    const repo = await createRepo(config.paths.repos, 'example', config.apps.branch);
+    await commitDirectory(EXAMPLE_DIR, repo, config.apps.branch);
+    io.out(`-----> example app committed to ${repo}; building it (the first build bootstraps the system image)\n`);
+    const outcome = await build(
+      { config, state, storage: createStorage(config) },
+      { app: 'example', fresh: values.fresh, requestedBy: 'npm start', onLine: (line) => io.out(`${line}\n`) },
+    );
+    if (outcome.ok) io.out(`\nSee it with: npx upaas packages example\n`);
+    return outcome.ok ? 0 : exitCodeFor(outcome.error.kind);
   },
 };
 
