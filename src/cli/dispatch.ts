@@ -41,14 +41,23 @@ function authorize(command: Command, invocation: Invocation): void {
 
 export async function dispatch(argv: string[], invocation: Omit<Invocation, 'args'>): Promise<number> {
   const { io } = invocation;
-  const [name, ...args] = argv;
+  // Two-word commands ("repos create") before one-word ones ("build").
+  const twoWords = argv.length >= 2 ? `${argv[0]} ${argv[1]}` : '';
+  const named = COMMANDS.some((c) => c.name === twoWords);
+  const name = named ? twoWords : argv[0];
+  const args = argv.slice(named ? 2 : 1);
   if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
     io.out(helpText(invocation.user, invocation.local));
     return name === undefined && invocation.local ? 64 : 0;
   }
   const command = COMMANDS.find((c) => c.name === name && (invocation.local || c.name !== 'example'));
   if (!command) {
-    io.err(`upaas: unknown command ${JSON.stringify(name)}; run "help"\n`);
+    const group = COMMANDS.filter((c) => c.name.startsWith(`${name} `));
+    if (group.length > 0) {
+      io.err(`upaas ${name}: expected one of:\n${group.map((c) => `  ${c.usage}`).join('\n')}\n`);
+    } else {
+      io.err(`upaas: unknown command ${JSON.stringify(name)}; run "help"\n`);
+    }
     return 64;
   }
   if (args.includes('--help') || args.includes('-h')) {

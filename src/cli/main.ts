@@ -24,7 +24,7 @@ export async function main(argv: string[]): Promise<number> {
   const io: Io = {
     out: (chunk) => process.stdout.write(chunk),
     err: (chunk) => process.stderr.write(chunk),
-    input: () => text(process.stdin),
+    input: () => (process.stdin.isTTY ? Promise.resolve('') : text(process.stdin)),
     signal: controller.signal,
   };
   const services = lazyServices(configFile);

@@ -5,6 +5,7 @@
  * only inside build chroots.
  */
 import { existsSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
 import { join, relative, resolve, sep } from 'node:path';
 import { capture, captureBytes } from '../process/run.ts';
 import type { ChangelogEntry } from '../state/packages.ts';
@@ -126,4 +127,26 @@ export async function createRepo(reposDir: string, app: string, branch: string):
     await git(path, ['config', 'receive.advertisePushOptions', 'true']);
   }
   return path;
+}
+
+/** The app names that have a bare repo under reposDir. */
+export async function listRepos(reposDir: string): Promise<string[]> {
+  const entries = await readdir(reposDir, { withFileTypes: true }).catch(() => []);
+  return entries
+    .filter((entry) => entry.isDirectory() && entry.name.endsWith('.git') && REPO_NAME.test(entry.name.slice(0, -4)))
+    .map((entry) => entry.name.slice(0, -4))
+    .filter((name) => existsSync(join(reposDir, `${name}.git`, 'HEAD')))
+    .sort();
+}
+
+/** Branch names and their head commits. */
+export async function branches(repo: string): Promise<{ name: string; revision: string }[]> {
+  const out = await git(repo, ['for-each-ref', '--format=%(refname:short) %(objectname)', 'refs/heads/']);
+  return out
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => {
+      const [name = '', revision = ''] = line.split(' ');
+      return { name, revision };
+    });
 }

@@ -107,9 +107,15 @@ export class World {
 
   /** Runs `upaas -c upaas.yml ARGS` as a real process. */
   async cli(...args: string[]): Promise<CliResult> {
+    return this.cliWithInput('', ...args);
+  }
+
+  /** Runs `upaas -c upaas.yml ARGS` with `input` on standard input. */
+  async cliWithInput(input: string, ...args: string[]): Promise<CliResult> {
     const result = await execa('node', [join(PROJECT, 'bin/upaas.js'), '-c', this.configFile, ...args], {
       reject: false,
       cwd: this.dir,
+      input,
     });
     const stdout = String(result.stdout);
     return { exitCode: result.exitCode ?? -1, stdout, stderr: String(result.stderr), lines: stdout.split('\n') };

@@ -4,7 +4,42 @@ import { buildCommand } from './build.ts';
 import { buildsCommand } from './builds.ts';
 import { checkConfigCommand } from './check-config.ts';
 import { exampleCommand } from './example.ts';
+import { keysAddCommand, keysListCommand, keysRemoveCommand } from './keys.ts';
 import { logCommand } from './log.ts';
 import { packagesCommand } from './packages.ts';
+import {
+  reposCreateCommand,
+  reposDeleteCommand,
+  reposGrantCommand,
+  reposInfoCommand,
+  reposListCommand,
+  reposRevokeCommand,
+} from './repos.ts';
+import { tokensCreateCommand, tokensListCommand, tokensRevokeCommand } from './tokens.ts';
+import { usersAddCommand, usersListCommand, usersRemoveCommand } from './users.ts';
+import { whoamiCommand } from './whoami.ts';
 
-export const COMMANDS: Command[] = [buildCommand, buildsCommand, logCommand, packagesCommand, checkConfigCommand, exampleCommand];
+export const COMMANDS: Command[] = [
+  whoamiCommand,
+  reposListCommand,
+  reposCreateCommand,
+  reposDeleteCommand,
+  reposInfoCommand,
+  reposGrantCommand,
+  reposRevokeCommand,
+  buildCommand,
+  buildsCommand,
+  logCommand,
+  packagesCommand,
+  usersListCommand,
+  usersAddCommand,
+  usersRemoveCommand,
+  keysListCommand,
+  keysAddCommand,
+  keysRemoveCommand,
+  tokensCreateCommand,
+  tokensListCommand,
+  tokensRevokeCommand,
+  checkConfigCommand,
+  exampleCommand,
+];
