@@ -35,6 +35,8 @@ export interface BuildRequest {
   requestedBy?: string;
   /** Receives each log line as it happens. */
   onLine?: (line: string) => void;
+  /** Called once the build has its number. */
+  onStart?: (buildId: number) => void;
   signal?: AbortSignal;
 }
 
@@ -69,6 +71,7 @@ export async function build(services: Services, request: BuildRequest): Promise<
     return { ok: false, buildId: null, error: failure, timings: timings() };
   }
   const record = state.builds.start(request.app, { fresh: Boolean(request.fresh), requestedBy: request.requestedBy });
+  request.onStart?.(record.id);
   const log = new BuildLog(sink, join(config.paths.state, 'logs', request.app, `${record.id}.log`));
   log.step(`Build ${record.id} of ${request.app}${request.fresh ? ' (fresh)' : ''}`);
   try {

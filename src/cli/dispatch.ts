@@ -12,11 +12,14 @@ import { UserError, allows } from '../state/users.ts';
 import { type Command, CommandError, type Invocation, UsageError } from './command.ts';
 import { COMMANDS } from './commands/index.ts';
 
+/** Commands that only make sense on the server itself. */
+const LOCAL_ONLY = ['serve', 'example'];
+
 export function helpText(user: Invocation['user'], local: boolean): string {
   const lines = [`usage: ${local ? 'upaas [-c FILE] ' : ''}COMMAND [ARGS]   (COMMAND --help for details)`, '', 'commands:'];
   for (const command of COMMANDS) {
     if (command.access === 'admin' && !user.admin) continue;
-    if (!local && command.name === 'example') continue;
+    if (!local && LOCAL_ONLY.includes(command.name)) continue;
     lines.push(`  ${command.usage.padEnd(56)} ${command.summary}`);
   }
   return `${lines.join('\n')}\n`;
@@ -50,7 +53,7 @@ export async function dispatch(argv: string[], invocation: Omit<Invocation, 'arg
     io.out(helpText(invocation.user, invocation.local));
     return name === undefined && invocation.local ? 64 : 0;
   }
-  const command = COMMANDS.find((c) => c.name === name && (invocation.local || c.name !== 'example'));
+  const command = COMMANDS.find((c) => c.name === name && (invocation.local || !LOCAL_ONLY.includes(c.name)));
   if (!command) {
     const group = COMMANDS.filter((c) => c.name.startsWith(`${name} `));
     if (group.length > 0) {

@@ -77,8 +77,18 @@ export const configSchema = object({
     object({
       compression: withDefault(oneOf(['zstd', 'gzip']), 'zstd'),
       level: withDefault(integer({ min: 1, max: 19 }), 3),
+      workers: withDefault(integer({ min: 1, max: 64 }), 2),
+      grace: withDefault(integer({ min: 0 }), 120),
     }),
   ),
+  server: defaulted(
+    object({
+      host: withDefault(string({ nonEmpty: true }), '0.0.0.0'),
+      ssh: defaulted(object({ port: withDefault(integer({ min: 0, max: 65535 }), 2222) })),
+      http: defaulted(object({ port: withDefault(integer({ min: 0, max: 65535 }), 8080) })),
+    }),
+  ),
+  admins: withDefault(list(object({ name: string({ nonEmpty: true }), key: string({ nonEmpty: true }) })), []),
   bootstrap: defaulted(
     object({
       commands: withDefault(commands(), [

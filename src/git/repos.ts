@@ -5,7 +5,8 @@
  * only inside build chroots.
  */
 import { existsSync } from 'node:fs';
-import { readdir } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import { join, relative, resolve, sep } from 'node:path';
 import { capture, captureBytes } from '../process/run.ts';
 import type { ChangelogEntry } from '../state/packages.ts';
@@ -119,14 +120,28 @@ export async function changelog(repo: string, from: string | null, to: string, l
   return commits.map(({ revision, author, date, subject }) => ({ revision, author, date, subject }));
 }
 
-/** Creates the bare repo of an app (idempotent); returns its path. */
+/** Creates the bare repo of an app (idempotent), with upaas's hooks; returns its path. */
 export async function createRepo(reposDir: string, app: string, branch: string): Promise<string> {
   const path = ensureWithin(reposDir, `${repoNameFrom(app)}.git`);
   if (!existsSync(join(path, 'HEAD'))) {
     await capture('git', ['init', '--quiet', '--bare', `--initial-branch=${branch}`, '--', path], { env: GIT_ENV });
     await git(path, ['config', 'receive.advertisePushOptions', 'true']);
   }
+  await installHooks(path);
   return path;
+}
+
+const HOOK_SHIM = fileURLToPath(new URL('../../hooks/post-receive', import.meta.url));
+
+/** Puts the post-receive shim in place (when missing or different). */
+export async function installHooks(repo: string): Promise<void> {
+  const target = join(repo, 'hooks', 'post-receive');
+  const shim = await readFile(HOOK_SHIM, 'utf8');
+  const present = await readFile(target, 'utf8').catch(() => null);
+  if (present === shim) return;
+  await mkdir(join(repo, 'hooks'), { recursive: true });
+  await writeFile(`${target}.tmp`, shim, { mode: 0o755 });
+  await rename(`${target}.tmp`, target);
 }
 
 /** The app names that have a bare repo under reposDir. */

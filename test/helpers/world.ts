@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
-import { dump } from 'js-yaml';
+import { dump, load } from 'js-yaml';
 import { createRepo } from '../../src/git/repos.ts';
 
 export const PROJECT = fileURLToPath(new URL('../..', import.meta.url));
@@ -99,6 +99,12 @@ export class World {
     const storage = (config.storage as { settings?: { dir?: string } } | undefined)?.settings?.dir;
     this.storageDir = storage ?? join(this.dir, 'state/storage');
     writeFileSync(this.configFile, dump(config));
+  }
+
+  /** Sets the `server` section of the config. */
+  setServer(server: Record<string, unknown>): void {
+    const config = load(readFileSync(this.configFile, 'utf8')) as Record<string, unknown>;
+    writeFileSync(this.configFile, dump({ ...config, server }));
   }
 
   get workdir(): string {

@@ -7,6 +7,7 @@ import { exampleCommand } from './example.ts';
 import { keysAddCommand, keysListCommand, keysRemoveCommand } from './keys.ts';
 import { logCommand } from './log.ts';
 import { packagesCommand } from './packages.ts';
+import { serveCommand } from './serve.ts';
 import {
   reposCreateCommand,
   reposDeleteCommand,
@@ -41,5 +42,6 @@ export const COMMANDS: Command[] = [
   tokensListCommand,
   tokensRevokeCommand,
   checkConfigCommand,
+  serveCommand,
   exampleCommand,
 ];

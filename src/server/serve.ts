@@ -1,0 +1,74 @@
+/**
+ * `upaas serve`: the long-running server. Wires the state, the build queue,
+ * the hook socket and the transports, makes sure the config's admins exist,
+ * and on SIGTERM/SIGINT stops taking work, lets running builds finish within
+ * builder.grace seconds, and exits.
+ */
+import type { Server as NetServer } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from '../build/builder.ts';
+import type { Config } from '../config/config.ts';
+import type { State } from '../state/state.ts';
+import { createStorage } from '../storage/index.ts';
+import { parsePublicKey } from '../users/public-key.ts';
+import { startSsh } from '../transports/ssh.ts';
+import { startHookSocket } from './hook-socket.ts';
+import { BuildQueue } from './queue.ts';
+
+export const BIN = fileURLToPath(new URL('../../bin/upaas.js', import.meta.url));
+
+export interface RunningServer {
+  sshPort: number;
+  queue: BuildQueue;
+  stop: () => Promise<void>;
+}
+
+const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+
+/** Adds the admins named in upaas.yml (and their keys) when they are missing. */
+export function ensureAdmins(config: Config, state: State): void {
+  for (const admin of config.admins) {
+    const key = parsePublicKey(admin.key);
+    const existing = state.users.get(admin.name);
+    if (!existing) state.users.add(admin.name, true);
+    else if (!existing.admin) state.users.setAdmin(admin.name, true);
+    if (!state.users.keyByFingerprint(key.fingerprint)) state.users.addKey(admin.name, key);
+  }
+}
+
+export async function startServer(config: Config, state: State): Promise<RunningServer> {
+  ensureAdmins(config, state);
+  const storage = createStorage(config);
+  const queue = new BuildQueue((request) => build({ config, state, storage }, request), config.builder.workers);
+  const hookSocket = join(config.paths.state, 'hook.sock');
+  const hooks: NetServer = await startHookSocket(hookSocket, config.paths.repos, config.apps.branch, queue);
+  const ssh = await startSsh({
+    services: { config, state },
+    host: config.server.host,
+    port: config.server.ssh.port,
+    hookSocket,
+    bin: BIN,
+    log,
+  });
+  const address = ssh.address();
+  const sshPort = typeof address === 'object' && address ? address.port : config.server.ssh.port;
+  log(`upaas: git and admin commands over SSH on ${config.server.host}:${sshPort}`);
+  if (state.users.list().length === 0) {
+    log('upaas: no users yet: add the first admin with "npx upaas users add NAME --admin < key.pub" (or admins: in upaas.yml)');
+  }
+  let stopping: Promise<void> | null = null;
+  return {
+    sshPort,
+    queue,
+    stop: () => {
+      stopping ??= (async () => {
+        log(`upaas: stopping; running builds get ${config.builder.grace}s to finish`);
+        ssh.close();
+        await queue.stop(config.builder.grace);
+        await new Promise<void>((resolve) => hooks.close(() => resolve()));
+      })();
+      return stopping;
+    },
+  };
+}

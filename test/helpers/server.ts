@@ -1,0 +1,105 @@
+/**
+ * A real upaas server for scenario tests: `upaas serve` as a child process on
+ * random ports, generated keys, and real `git` and `ssh` clients.
+ */
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type ResultPromise, execa } from 'execa';
+import { PROJECT, World } from './world.ts';
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+export interface KeyPair {
+  name: string;
+  privateFile: string;
+  publicKey: string;
+}
+
+/** An ed25519 key pair made by ssh-keygen. */
+export async function makeKey(name: string): Promise<KeyPair> {
+  const dir = mkdtempSync(join(tmpdir(), `upaas-key-${name}-`));
+  const privateFile = join(dir, 'id_ed25519');
+  await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `${name}@test`, '-f', privateFile]);
+  const { stdout } = await execa('cat', [`${privateFile}.pub`]);
+  chmodSync(privateFile, 0o600);
+  return { name, privateFile, publicKey: String(stdout).trim() };
+}
+
+export class TestServer {
+  private process: ResultPromise | null = null;
+  readonly output: string[] = [];
+  sshPort = 0;
+
+  constructor(readonly world: World) {}
+
+  async start(): Promise<void> {
+    this.sshPort = await freePort();
+    this.world.setServer({ host: '127.0.0.1', ssh: { port: this.sshPort }, http: { port: await freePort() } });
+    this.process = execa('node', [join(PROJECT, 'bin/upaas.js'), '-c', this.world.configFile, 'serve'], {
+      reject: false,
+      cwd: this.world.dir,
+      all: true,
+      buffer: false,
+    });
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`server did not start:\n${this.output.join('')}`)), 20_000);
+      this.process?.all?.on('data', (chunk: Buffer) => {
+        this.output.push(String(chunk));
+        if (this.output.join('').includes('over SSH on')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      void this.process?.then(() => reject(new Error(`server exited:\n${this.output.join('')}`)));
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.process?.kill('SIGTERM');
+    await this.process;
+  }
+
+  get pid(): number | undefined {
+    return this.process?.pid;
+  }
+
+  /** Environment for git and ssh as `key`'s owner against this server. */
+  clientEnv(key: KeyPair): Record<string, string> {
+    const known = join(this.world.dir, 'known_hosts');
+    writeFileSync(known, '', { flag: 'a' });
+    return {
+      GIT_SSH_COMMAND: `ssh -i ${key.privateFile} -o IdentitiesOnly=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=${known} -o LogLevel=ERROR -o BatchMode=yes`,
+      GIT_AUTHOR_NAME: 'Test Dev',
+      GIT_AUTHOR_EMAIL: 'dev@example.invalid',
+      GIT_COMMITTER_NAME: 'Test Dev',
+      GIT_COMMITTER_EMAIL: 'dev@example.invalid',
+      GIT_CONFIG_GLOBAL: '/dev/null',
+    };
+  }
+
+  url(app: string): string {
+    return `ssh://git@127.0.0.1:${this.sshPort}/${app}.git`;
+  }
+
+  /** `ssh -p PORT git@127.0.0.1 COMMAND...` as `key`'s owner. */
+  async ssh(key: KeyPair, args: string[], input = '') {
+    const known = join(this.world.dir, 'known_hosts');
+    const result = await execa(
+      'ssh',
+      ['-i', key.privateFile, '-o', 'IdentitiesOnly=yes', '-o', 'StrictHostKeyChecking=no', '-o', `UserKnownHostsFile=${known}`, '-o', 'LogLevel=ERROR', '-o', 'BatchMode=yes', '-p', String(this.sshPort), 'git@127.0.0.1', ...args],
+      { reject: false, input },
+    );
+    return { exitCode: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr) };
+  }
+}

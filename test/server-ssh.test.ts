@@ -1,0 +1,156 @@
+/**
+ * Scenario tests: the real server on random ports, generated admin, user and
+ * attacker keys, real `git push` and `ssh` (fixture image builds).
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { expect } from 'chai';
+import { execa } from 'execa';
+import { type KeyPair, TestServer, makeKey } from './helpers/server.ts';
+import { World, metadata } from './helpers/world.ts';
+
+describe('server over SSH', function () {
+  this.timeout(180_000);
+  let world: World;
+  let server: TestServer;
+  let admin: KeyPair;
+  let dev: KeyPair;
+  let attacker: KeyPair;
+
+  before(async () => {
+    [admin, dev, attacker] = await Promise.all([makeKey('admin'), makeKey('dev'), makeKey('attacker')]);
+  });
+
+  beforeEach(async () => {
+    world = new World();
+    expect((await world.cliWithInput(admin.publicKey, 'users', 'add', 'admin', '--admin')).exitCode).to.equal(0);
+    expect((await world.cliWithInput(dev.publicKey, 'users', 'add', 'dev')).exitCode).to.equal(0);
+    server = new TestServer(world);
+    await server.start();
+  });
+
+  afterEach(async () => {
+    await server.stop();
+    const leftovers = world.leftovers();
+    world.remove();
+    expect(leftovers).to.deep.equal([]);
+  });
+
+  /** A local checkout with one commit of `files`, its remote set to the server. */
+  async function checkout(app: string, files: Record<string, string>, key: KeyPair) {
+    const dir = join(world.dir, 'clients', `${app}-${key.name}`);
+    mkdirSync(dir, { recursive: true });
+    const env = server.clientEnv(key);
+    const git = (...args: string[]) => execa('git', args, { cwd: dir, env, reject: false, all: true });
+    await git('init', '-q', '-b', 'main');
+    for (const [path, content] of Object.entries(files)) {
+      mkdirSync(join(dir, path, '..'), { recursive: true });
+      writeFileSync(join(dir, path), content);
+    }
+    await git('add', '-A');
+    await git('commit', '-qm', 'first');
+    await git('remote', 'add', 'upaas', server.url(app));
+    return { dir, git };
+  }
+
+  const STATIC = { '.upaas.yml': metadata({ interpreter: { type: 'static' }, actions: { setup: { after: 'echo built-by-push > marker' } } }) };
+
+  it('a push builds and streams the output live; -o fresh builds fresh; another branch does not build', async () => {
+    expect((await server.ssh(admin, ['repos', 'create', 'web'])).exitCode).to.equal(0);
+    const slow = { '.upaas.yml': metadata({ interpreter: { type: 'static' }, actions: { setup: { main: 'echo working; sleep 2' } } }) };
+    const { git } = await checkout('web', slow, admin);
+    const push = git('push', 'upaas', 'main');
+    const arrivals: { line: string; at: number }[] = [];
+    push.all?.on('data', (chunk: Buffer) => {
+      for (const line of String(chunk).split('\n')) if (line.trim()) arrivals.push({ line, at: Date.now() });
+    });
+    const result = await push;
+    const end = Date.now();
+    expect(result.exitCode, String(result.all)).to.equal(0);
+    const lines = arrivals.map((a) => a.line);
+    expect(lines.some((l) => /^remote: -----> Build 1 of web/.test(l)), lines.join('\n')).to.equal(true);
+    const last = lines.filter((l) => l.startsWith('remote: ')).pop() as string;
+    expect(last).to.match(/^remote: -----> Package [0-9a-f]{64} \(.*\) is now current for web/);
+    const first = arrivals.find((a) => a.line.includes('-----> Build 1'));
+    expect((first?.at ?? end) < end - 500, 'the first line arrives well before the push ends').to.equal(true);
+
+    await git('commit', '-q', '--allow-empty', '-m', 'again');
+    const fresh = await git('push', '-o', 'fresh', '-o', 'colour=blue', 'upaas', 'main');
+    expect(String(fresh.all)).to.include('unknown push option "colour=blue" ignored');
+    expect(String(fresh.all)).to.include('(fresh)');
+    const packages = JSON.parse((await server.ssh(admin, ['packages', 'web', '--json'])).stdout) as { fresh: boolean }[];
+    expect(packages.map((p) => p.fresh)).to.deep.equal([true, true]);
+
+    const branch = await git('push', 'upaas', 'main:feature');
+    expect(String(branch.all)).to.include('refs/heads/feature stored; only main builds');
+    expect(JSON.parse((await server.ssh(admin, ['packages', 'web', '--json'])).stdout)).to.have.length(2);
+  });
+
+  it('enforces access: write to push, read to clone; unknown keys and non-allowlisted commands are refused', async () => {
+    expect((await server.ssh(admin, ['repos', 'create', 'shop'])).exitCode).to.equal(0);
+    const { git } = await checkout('shop', STATIC, dev);
+    let push = await git('push', 'upaas', 'main');
+    expect(push.exitCode).to.not.equal(0);
+    expect(String(push.all)).to.include('repository shop does not exist or you have no write access to it');
+    const clone = await execa('git', ['clone', server.url('shop'), join(world.dir, 'clone1')], { env: server.clientEnv(dev), reject: false, all: true });
+    expect(clone.exitCode).to.not.equal(0);
+    expect(String(clone.all)).to.include('no read access');
+
+    expect((await server.ssh(admin, ['repos', 'grant', 'shop', 'dev', 'read'])).exitCode).to.equal(0);
+    const cloned = await execa('git', ['clone', server.url('shop'), join(world.dir, 'clone2')], { env: server.clientEnv(dev), reject: false, all: true });
+    expect(cloned.exitCode, String(cloned.all)).to.equal(0);
+    push = await git('push', 'upaas', 'main');
+    expect(String(push.all)).to.include('no write access');
+
+    expect((await server.ssh(admin, ['repos', 'grant', 'shop', 'dev', 'write'])).exitCode).to.equal(0);
+    push = await git('push', 'upaas', 'main');
+    expect(push.exitCode, String(push.all)).to.equal(0);
+    expect(String(push.all)).to.include('is now current for shop');
+
+    const stranger = await server.ssh(attacker, ['help']);
+    expect(stranger.exitCode).to.equal(255);
+    expect(stranger.stderr).to.include('Permission denied');
+    const strangerPush = await execa('git', ['ls-remote', server.url('shop')], { env: server.clientEnv(attacker), reject: false, all: true });
+    expect(strangerPush.exitCode).to.not.equal(0);
+
+    for (const command of [['sh', '-c', 'id'], ['git-upload-pack', '../../etc'], ['git-receive-pack', '/shop.git;id'], ['users', 'list']]) {
+      const r = await server.ssh(dev, command);
+      expect(r.exitCode, command.join(' ')).to.not.equal(0);
+    }
+    expect((await server.ssh(dev, ['users', 'list'])).stderr).to.include('only admins may run this command');
+    expect((await server.ssh(dev, ['whoami'])).stdout).to.equal('dev');
+    expect((await server.ssh(dev, ['build', 'shop'])).exitCode, 'write access allows a build').to.equal(0);
+  });
+
+  it('a second push while building waits and coalesces; two apps build in parallel', async () => {
+    for (const app of ['one', 'two']) expect((await server.ssh(admin, ['repos', 'create', app])).exitCode).to.equal(0);
+    const slow = { '.upaas.yml': metadata({ interpreter: { type: 'static' }, actions: { setup: { main: 'sleep 4' } } }) };
+    const one = await checkout('one', slow, admin);
+    const oneB = await checkout('one', slow, dev);
+    expect((await server.ssh(admin, ['repos', 'grant', 'one', 'dev', 'write'])).exitCode).to.equal(0);
+    const two = await checkout('two', slow, admin);
+    await oneB.git('pull', '-q', 'upaas', 'main').catch(() => undefined);
+
+    const started = Date.now();
+    const first = one.git('push', 'upaas', 'main');
+    const other = two.git('push', 'upaas', 'main');
+    await new Promise((r) => setTimeout(r, 1500));
+    await one.git('commit', '-q', '--allow-empty', '-m', 'second');
+    const second = one.git('push', 'upaas', 'main');
+    await new Promise((r) => setTimeout(r, 300));
+    await one.git('commit', '-q', '--allow-empty', '-m', 'third');
+    const third = one.git('push', '-o', 'fresh', 'upaas', 'main');
+    const results = await Promise.all([first, other, second, third]);
+    for (const r of results) expect(r.exitCode, String(r.all)).to.equal(0);
+    expect(String(results[2]?.all)).to.match(/waiting: build \d+ of one is running/);
+    const builds = JSON.parse((await server.ssh(admin, ['builds', 'one', '--json'])).stdout) as { fresh: boolean }[];
+    expect(builds, 'second and third push coalesce into one build').to.have.length(2);
+    expect(builds[0]?.fresh, 'fresh in any waiting push makes it fresh').to.equal(true);
+    expect(String(results[2]?.all)).to.include('(fresh)');
+    const head = (await one.git('rev-parse', 'HEAD')).stdout;
+    const [pkg] = JSON.parse((await server.ssh(admin, ['packages', 'one', '--json'])).stdout) as { revision: string }[];
+    expect(pkg?.revision, 'the newest revision is built').to.equal(String(head));
+    // one and two ran side by side: together they took less than two builds in a row would.
+    expect(Date.now() - started).to.be.below(60_000);
+  });
+});
