@@ -3,7 +3,7 @@
  * authorised request for a resolved repo to these functions. Argument arrays
  * only; the environment tells the post-receive shim how to reach the server.
  */
-import type { Readable, Writable } from 'node:stream';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { execa } from 'execa';
 import { installHooks } from './repos.ts';
 
@@ -62,4 +62,94 @@ export async function runGitService(
   const result = await child;
   streams.stdin.unpipe(child.stdin);
   return result.exitCode ?? 128;
+}
+
+export interface CgiRequest {
+  method: string;
+  /** /APP.git/info/refs or /APP.git/git-upload-pack ... */
+  pathInfo: string;
+  query: string;
+  contentType: string;
+  contentEncoding?: string;
+  remoteUser: string;
+  body: Readable;
+}
+
+export interface CgiResponse {
+  status: number;
+  headers: [string, string][];
+  body: Readable;
+  done: Promise<number>;
+}
+
+/**
+ * Runs `git http-backend` (smart HTTP) for one request, after the transport
+ * authenticated and authorised it. Resolves once the CGI headers are read.
+ */
+export async function runHttpBackend(
+  reposDir: string,
+  repo: string,
+  request: CgiRequest,
+  context: ServiceContext,
+  signal?: AbortSignal,
+): Promise<CgiResponse> {
+  if (request.pathInfo.endsWith('/git-receive-pack') || request.query.includes('service=git-receive-pack')) await installHooks(repo);
+  const env: Record<string, string> = {
+    ...serviceEnv(context),
+    GIT_PROJECT_ROOT: reposDir,
+    GIT_HTTP_EXPORT_ALL: '1',
+    PATH_INFO: request.pathInfo,
+    QUERY_STRING: request.query,
+    REQUEST_METHOD: request.method,
+    CONTENT_TYPE: request.contentType,
+    REMOTE_USER: request.remoteUser,
+    REMOTE_ADDR: '127.0.0.1',
+  };
+  if (request.contentEncoding) env.HTTP_CONTENT_ENCODING = request.contentEncoding;
+  const child = execa('git', ['http-backend'], { env, stdin: 'pipe', buffer: false, reject: false, cancelSignal: signal });
+  request.body.pipe(child.stdin);
+  child.stdin.on('error', () => undefined);
+  child.stderr.resume();
+  const done = child.then((result) => result.exitCode ?? 128);
+  const { headers, rest } = await readCgiHeaders(child.stdout);
+  let status = 200;
+  const out: [string, string][] = [];
+  for (const [name, value] of headers) {
+    if (name.toLowerCase() === 'status') status = Number.parseInt(value, 10) || 500;
+    else out.push([name, value]);
+  }
+  return { status, headers: out, body: rest, done };
+}
+
+/** Reads CGI headers up to the blank line; returns them and the rest of the stream. */
+async function readCgiHeaders(stream: Readable): Promise<{ headers: [string, string][]; rest: Readable }> {
+  return new Promise((resolve, reject) => {
+    let buffered = Buffer.alloc(0);
+    const onData = (chunk: Buffer) => {
+      buffered = Buffer.concat([buffered, chunk]);
+      const crlf = buffered.indexOf('\r\n\r\n');
+      const lf = buffered.indexOf('\n\n');
+      const end = crlf !== -1 && (lf === -1 || crlf < lf) ? crlf : lf;
+      if (end === -1) return;
+      const skip = end === crlf ? 4 : 2;
+      stream.off('data', onData);
+      stream.off('end', onEnd);
+      const headers = buffered
+        .subarray(0, end)
+        .toString('latin1')
+        .split(/\r?\n/)
+        .filter(Boolean)
+        .map((line): [string, string] => {
+          const colon = line.indexOf(':');
+          return [line.slice(0, colon).trim(), line.slice(colon + 1).trim()];
+        });
+      const rest = new PassThrough();
+      rest.write(buffered.subarray(end + skip));
+      stream.pipe(rest);
+      resolve({ headers, rest });
+    };
+    const onEnd = () => reject(new Error('git http-backend ended before its headers'));
+    stream.on('data', onData);
+    stream.on('end', onEnd);
+  });
 }

@@ -12,6 +12,7 @@ import type { Config } from '../config/config.ts';
 import type { State } from '../state/state.ts';
 import { createStorage } from '../storage/index.ts';
 import { parsePublicKey } from '../users/public-key.ts';
+import { startHttp } from '../transports/http.ts';
 import { startSsh } from '../transports/ssh.ts';
 import { startHookSocket } from './hook-socket.ts';
 import { BuildQueue } from './queue.ts';
@@ -20,6 +21,7 @@ export const BIN = fileURLToPath(new URL('../../bin/upaas.js', import.meta.url))
 
 export interface RunningServer {
   sshPort: number;
+  httpPort: number;
   queue: BuildQueue;
   stop: () => Promise<void>;
 }
@@ -51,8 +53,19 @@ export async function startServer(config: Config, state: State): Promise<Running
     bin: BIN,
     log,
   });
-  const address = ssh.address();
-  const sshPort = typeof address === 'object' && address ? address.port : config.server.ssh.port;
+  const http = await startHttp({
+    services: { config, state },
+    host: config.server.host,
+    port: config.server.http.port,
+    hookSocket,
+    bin: BIN,
+    log,
+  });
+  const portOf = (address: ReturnType<typeof http.address>, fallback: number) =>
+    typeof address === 'object' && address ? address.port : fallback;
+  const sshPort = portOf(ssh.address(), config.server.ssh.port);
+  const httpPort = portOf(http.address(), config.server.http.port);
+  log(`upaas: git over HTTP on ${config.server.host}:${httpPort}`);
   log(`upaas: git and admin commands over SSH on ${config.server.host}:${sshPort}`);
   if (state.users.list().length === 0) {
     log('upaas: no users yet: add the first admin with "npx upaas users add NAME --admin < key.pub" (or admins: in upaas.yml)');
@@ -60,11 +73,14 @@ export async function startServer(config: Config, state: State): Promise<Running
   let stopping: Promise<void> | null = null;
   return {
     sshPort,
+    httpPort,
     queue,
     stop: () => {
       stopping ??= (async () => {
         log(`upaas: stopping; running builds get ${config.builder.grace}s to finish`);
         ssh.close();
+        http.close();
+        http.closeIdleConnections();
         await queue.stop(config.builder.grace);
         await new Promise<void>((resolve) => hooks.close(() => resolve()));
       })();

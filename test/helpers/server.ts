@@ -40,12 +40,14 @@ export class TestServer {
   private process: ResultPromise | null = null;
   readonly output: string[] = [];
   sshPort = 0;
+  httpPort = 0;
 
   constructor(readonly world: World) {}
 
   async start(): Promise<void> {
     this.sshPort = await freePort();
-    this.world.setServer({ host: '127.0.0.1', ssh: { port: this.sshPort }, http: { port: await freePort() } });
+    this.httpPort = await freePort();
+    this.world.setServer({ host: '127.0.0.1', ssh: { port: this.sshPort }, http: { port: this.httpPort } });
     this.process = execa('node', [join(PROJECT, 'bin/upaas.js'), '-c', this.world.configFile, 'serve'], {
       reject: false,
       cwd: this.world.dir,
@@ -86,6 +88,11 @@ export class TestServer {
       GIT_COMMITTER_EMAIL: 'dev@example.invalid',
       GIT_CONFIG_GLOBAL: '/dev/null',
     };
+  }
+
+  httpUrl(app: string, user?: string, token?: string): string {
+    const login = user ? `${encodeURIComponent(user)}:${encodeURIComponent(token ?? '')}@` : '';
+    return `http://${login}127.0.0.1:${this.httpPort}/${app}.git`;
   }
 
   url(app: string): string {
