@@ -153,4 +153,43 @@ describe('server over SSH', function () {
     // one and two ran side by side: together they took less than two builds in a row would.
     expect(Date.now() - started).to.be.below(60_000);
   });
+
+  it('a build goes on when the pusher disconnects, and `log` follows it to the end', async () => {
+    expect((await server.ssh(admin, ['repos', 'create', 'bg'])).exitCode).to.equal(0);
+    const slow = { '.upaas.yml': metadata({ interpreter: { type: 'static' }, actions: { setup: { main: 'echo slow-start; sleep 3; echo slow-end' } } }) };
+    const { git } = await checkout('bg', slow, admin);
+    const push = git('push', 'upaas', 'main');
+    await new Promise<void>((resolve) => {
+      push.all?.on('data', (chunk: Buffer) => {
+        if (String(chunk).includes('slow-start')) resolve();
+      });
+    });
+    push.kill('SIGKILL');
+    await push;
+    const followed = await server.ssh(admin, ['log', 'bg']);
+    expect(followed.exitCode).to.equal(0);
+    expect(followed.stdout).to.include('slow-end');
+    expect(followed.stdout.trim().split('\n').pop()).to.match(/is now current for bg$/);
+  });
+
+  it('SIGTERM lets a running build finish, then the server exits', async () => {
+    expect((await server.ssh(admin, ['repos', 'create', 'stopper'])).exitCode).to.equal(0);
+    const slow = { '.upaas.yml': metadata({ interpreter: { type: 'static' }, actions: { setup: { main: 'echo slow-start; sleep 3' } } }) };
+    const { git } = await checkout('stopper', slow, admin);
+    const push = git('push', 'upaas', 'main');
+    await new Promise<void>((resolve) => {
+      push.all?.on('data', (chunk: Buffer) => {
+        if (String(chunk).includes('slow-start')) resolve();
+      });
+    });
+    process.kill(server.pid as number, 'SIGTERM');
+    const result = await push;
+    expect(String(result.all)).to.match(/is now current for stopper/);
+    await server.stop();
+    expect(server.output.join('')).to.include('stopping; running builds get 120s to finish');
+    const refused = await server.ssh(admin, ['whoami']);
+    expect(refused.exitCode, 'no longer serving').to.equal(255);
+    server = new TestServer(world);
+    await server.start();
+  });
 });
