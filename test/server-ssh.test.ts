@@ -184,8 +184,8 @@ describe('server over SSH', function () {
     });
     process.kill(server.pid as number, 'SIGTERM');
     const result = await push;
-    expect(String(result.all)).to.match(/is now current for stopper/);
-    await server.stop();
+    expect(String(result.all), String(result.all) + server.output.join("")).to.match(/is now current for stopper/);
+    expect(await server.exited(), 'exits by itself, cleanly').to.equal(0);
     expect(server.output.join('')).to.include('stopping; running builds get 120s to finish');
     const refused = await server.ssh(admin, ['whoami']);
     expect(refused.exitCode, 'no longer serving').to.equal(255);

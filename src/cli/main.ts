@@ -17,10 +17,12 @@ export async function main(argv: string[]): Promise<number> {
       return 64;
     }
   }
+  // Stay subscribed until main returns: with no listener left, a later signal
+  // (or execa's exit hook re-raising this one) would kill the process mid-build.
   const controller = new AbortController();
   const stop = () => controller.abort();
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
   const io: Io = {
     out: (chunk) => process.stdout.write(chunk),
     err: (chunk) => process.stderr.write(chunk),

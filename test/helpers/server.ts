@@ -67,9 +67,18 @@ export class TestServer {
     });
   }
 
+  exitResult: unknown = null;
+
+  /** Waits for the server to exit by itself; returns its exit code. */
+  async exited(): Promise<number | undefined> {
+    const result = await this.process;
+    this.exitResult = result;
+    return result?.exitCode;
+  }
+
   async stop(): Promise<void> {
     this.process?.kill('SIGTERM');
-    await this.process;
+    this.exitResult = await this.process;
   }
 
   get pid(): number | undefined {

@@ -5,22 +5,22 @@ import { type Command, CommandError, parse } from '../command.ts';
 export const serveCommand: Command = {
   name: 'serve',
   usage: 'serve',
-  summary: 'serve git over SSH, run builds of pushes (the server; local only)',
+  summary: 'serve git over SSH and HTTP, build pushes (the server; local only)',
   access: 'admin',
-  async run({ args, services, local }) {
+  async run({ args, io, services, local }) {
     parse(args, {}, { min: 0, max: 0 });
-    if (!local) throw new CommandError('serve runs only on the server itself');
+    if (!local || !io.signal) throw new CommandError('serve runs only on the server itself');
     const { config, state } = services();
     const server = await startServer(config, state);
+    const signal = io.signal;
+    // SIGTERM / SIGINT abort the signal (cli/main.ts); later ones are absorbed while builds finish.
     await new Promise<void>((resolve) => {
-      const stop = () => {
-        process.off('SIGTERM', stop);
-        process.off('SIGINT', stop);
-        server.stop().then(resolve, resolve);
-      };
-      process.on('SIGTERM', stop);
-      process.on('SIGINT', stop);
+      if (signal.aborted) resolve();
+      else signal.addEventListener('abort', () => resolve(), { once: true });
     });
+    await server.stop();
+    // Idle keep-alive connections may hold the event loop; nothing is left to do.
+    setTimeout(() => process.exit(0), 2000).unref();
     return 0;
   },
 };
