@@ -10,7 +10,9 @@ import { expect } from 'chai';
 import { parseConfig } from '../src/config/config.ts';
 import { loadYamlFile } from '../src/config/yaml.ts';
 import { runInSandbox } from '../src/sandbox/sandbox.ts';
+import { TestServer, makeKey } from './helpers/server.ts';
 import { PROJECT, type AppRepo, type PackageJson, World, merge } from './helpers/world.ts';
+import { execa } from 'execa';
 
 const REAL_STORAGE = join(PROJECT, 'test/.cache/real-storage');
 
@@ -101,5 +103,26 @@ async function inChroot(root: string, argv: string[]): Promise<string> {
     const root = await world.unpack('hello', fresh);
     expect(readFileSync(join(root, 'home/app/migrated.txt'), 'utf8').split('\n').filter(Boolean)).to.have.length(1);
     expect(await inChroot(root, ['dpkg', '-s', 'jq'])).to.match(/Status: install ok installed/);
+  });
+
+  it('a real push over SSH builds end to end (shared image)', async () => {
+    const admin = await makeKey('admin');
+    expect((await world.cliWithInput(admin.publicKey, 'users', 'add', 'admin', '--admin')).exitCode).to.equal(0);
+    const server = new TestServer(world);
+    await server.start();
+    try {
+      expect((await server.ssh(admin, ['repos', 'create', 'pushed'])).exitCode).to.equal(0);
+      const push = await execa('git', ['push', server.url('pushed'), 'HEAD:main'], { cwd: app.work, env: server.clientEnv(admin), reject: false, all: true });
+      expect(push.exitCode, String(push.all).slice(-3000)).to.equal(0);
+      const lines = String(push.all).split('\n');
+      expect(lines.some((l) => l.startsWith('remote: -----> Installing OS packages: jq'))).to.equal(true);
+      expect(lines.filter((l) => l.startsWith('remote: ')).pop()).to.match(/-----> Package [0-9a-f]{64} .* is now current for pushed/);
+      const [pkg] = (await world.packages('pushed')) as [PackageJson];
+      const root = await world.unpack('pushed', pkg);
+      expect(await inChroot(root, ['dpkg', '-s', 'jq'])).to.match(/Status: install ok installed/);
+      expect(readFileSync(join(root, 'home/app/migrated.txt'), 'utf8')).to.equal(`${pkg.revision}\n`);
+    } finally {
+      await server.stop();
+    }
   });
 });

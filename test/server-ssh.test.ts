@@ -192,4 +192,22 @@ describe('server over SSH', function () {
     server = new TestServer(world);
     await server.start();
   });
+
+  it('refuses hostile repo names on every path, and leaves the server up', async () => {
+    expect((await server.ssh(admin, ['repos', 'create', 'real'])).exitCode).to.equal(0);
+    const hostile = ['../real', '/etc/passwd', '-rf', 'a/b', 'real.git/../../x', 'x;id', '$(id)', '`id`', 'x y', '.hidden', '..'];
+    for (const name of hostile) {
+      for (const service of ['git-upload-pack', 'git-receive-pack']) {
+        const r = await server.ssh(admin, [`${service} '${name.replaceAll("'", '')}'`]);
+        expect(r.exitCode, `${service} ${name}`).to.not.equal(0);
+        expect(r.stderr, `${service} ${name}`).to.match(/invalid app name|no repository named|does not exist/);
+      }
+      const created = await server.ssh(admin, ['repos', 'create', `'${name}'`]);
+      expect(created.exitCode, `repos create ${name}`).to.not.equal(0);
+    }
+    const listing = JSON.parse((await server.ssh(admin, ['repos', 'list', '--json'])).stdout) as { name: string }[];
+    expect(listing.map((r) => r.name)).to.deep.equal(['real']);
+    expect((await server.ssh(admin, ['git-upload-pack', "'/real.git'", 'extra'])).exitCode).to.equal(64);
+    expect((await server.ssh(admin, ['whoami'])).exitCode, 'still serving').to.equal(0);
+  });
 });
