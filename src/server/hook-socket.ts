@@ -7,7 +7,7 @@ import { chmod, rm } from 'node:fs/promises';
 import { type Server, type Socket, createServer } from 'node:net';
 import { basename, dirname, resolve } from 'node:path';
 import { repoNameFrom } from '../git/repos.ts';
-import type { HookRequest } from '../hook/post-receive.ts';
+import type { HookRequest } from '../hook/post-receive.js';
 import type { BuildQueue } from './queue.ts';
 import { planPush } from './push.ts';
 

@@ -4,7 +4,7 @@
  * others are named in a warning and ignored).
  */
 import { STEP } from '../build/log.ts';
-import type { HookRequest } from '../hook/post-receive.ts';
+import type { HookRequest } from '../hook/post-receive.js';
 
 const ZERO = /^0+$/;
 

@@ -1,0 +1,89 @@
+/**
+ * Server benchmark (part of `npm run bench`), on loopback with the fixture image:
+ * - push -> first "-----> " line at the client: median of 20 pushes (target
+ *   <= 150 ms), against an `ssh whoami` round trip measured in the same run;
+ * - the server's peak RSS while a 300 MB push is received and its build
+ *   streams (target <= 150 MB), against its idle RSS in the same run.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { TestServer, makeKey } from '../test/helpers/server.ts';
+import { World, metadata } from '../test/helpers/world.ts';
+
+const PUSHES = Number(process.env.BENCH_PUSHES ?? 20);
+const BIG_MB = Number(process.env.BENCH_BIG_MB ?? 300);
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
+
+function rssMb(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
+}
+
+/** Milliseconds from starting `git push` to its first "-----> " line. */
+async function timeToFirstLine(cwd: string, env: Record<string, string>, url: string): Promise<number> {
+  const started = performance.now();
+  let first = 0;
+  const push = execa('git', ['push', '--quiet', url, 'HEAD:main'], { cwd, env, all: true, reject: false });
+  push.all?.on('data', (chunk: Buffer) => {
+    if (first === 0 && String(chunk).includes('-----> ')) first = performance.now() - started;
+  });
+  const result = await push;
+  if (result.exitCode !== 0) throw new Error(`push failed:\n${String(result.all)}`);
+  return first;
+}
+
+const world = new World();
+const admin = await makeKey('bench');
+await world.cliWithInput(admin.publicKey, 'users', 'add', 'bench', '--admin');
+const server = new TestServer(world);
+await server.start();
+try {
+  const env = server.clientEnv(admin);
+  await server.ssh(admin, ['repos', 'create', 'latency']);
+  const app = await world.app('local-latency');
+  await app.commit({ '.upaas.yml': metadata({ interpreter: { type: 'static' } }) });
+  const git = (...args: string[]) => execa('git', args, { cwd: app.work, env });
+  await timeToFirstLine(app.work, env, server.url('latency')); // warm-up: builds the fixture image
+
+  const firstLines: number[] = [];
+  const roundTrips: number[] = [];
+  for (let i = 0; i < PUSHES; i++) {
+    await git('commit', '-q', '--allow-empty', '-m', `push ${i}`);
+    firstLines.push(await timeToFirstLine(app.work, env, server.url('latency')));
+    const started = performance.now();
+    await server.ssh(admin, ['whoami']);
+    roundTrips.push(performance.now() - started);
+  }
+
+  await server.ssh(admin, ['repos', 'create', 'big']);
+  const big = await world.app('local-big');
+  const blob = join(big.work, 'data.bin');
+  await execa('head', ['-c', `${BIG_MB}M`, '/dev/urandom'], { stdout: { file: blob } });
+  writeFileSync(join(big.work, '.upaas.yml'), metadata({ interpreter: { type: 'static' } }));
+  await execa('git', ['add', '-A'], { cwd: big.work, env });
+  await execa('git', ['commit', '-qm', 'big'], { cwd: big.work, env });
+  const pid = server.pid as number;
+  const idle = rssMb(pid);
+  let peak = idle;
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, rssMb(pid));
+  }, 20);
+  const push = await execa('git', ['push', '--quiet', server.url('big'), 'HEAD:main'], { cwd: big.work, env, all: true, reject: false });
+  clearInterval(sampler);
+  if (push.exitCode !== 0 || !String(push.all).includes('is now current for big')) throw new Error(`big push failed:\n${String(push.all).slice(-2000)}`);
+
+  const firstLine = median(firstLines);
+  const roundTrip = median(roundTrips);
+  console.log(`\nupaas server benchmark (loopback, fixture image), measured in one run`);
+  console.log(`${'push -> first "-----> " line, median of ' + PUSHES}`.padEnd(52), `${firstLine.toFixed(0)} ms (target <= 150 ms)`);
+  console.log('  ssh whoami round trip, median (baseline)'.padEnd(52), `${roundTrip.toFixed(0)} ms`);
+  console.log('  ratio first line / ssh round trip'.padEnd(52), (firstLine / roundTrip).toFixed(2));
+  console.log(`server peak RSS, ${BIG_MB} MB push + build streaming`.padEnd(52), `${peak.toFixed(0)} MB (target <= 150 MB)`);
+  console.log('  server idle RSS (baseline)'.padEnd(52), `${idle.toFixed(0)} MB`);
+  console.log('  ratio peak / idle'.padEnd(52), (peak / idle).toFixed(2));
+} finally {
+  await server.stop();
+  world.remove();
+}
