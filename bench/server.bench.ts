@@ -60,7 +60,7 @@ try {
   await server.ssh(admin, ['repos', 'create', 'big']);
   const big = await world.app('local-big');
   const blob = join(big.work, 'data.bin');
-  await execa('head', ['-c', `${BIG_MB}M`, '/dev/urandom'], { stdout: { file: blob } });
+  await execa('dd', ['if=/dev/urandom', `of=${blob}`, 'bs=1M', `count=${BIG_MB}`, 'status=none']);
   writeFileSync(join(big.work, '.upaas.yml'), metadata({ interpreter: { type: 'static' } }));
   await execa('git', ['add', '-A'], { cwd: big.work, env });
   await execa('git', ['commit', '-qm', 'big'], { cwd: big.work, env });

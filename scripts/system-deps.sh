@@ -1,11 +1,12 @@
 #!/bin/sh
 # Makes sure the Debian programs upaas runs are installed: installs the missing
 # ones with apt-get when run as root, otherwise names them in one clear error.
-# Called by `npm start`, `npm test` and `npm run bench` (their pre-scripts).
+# Called by `npm start`, `npm test` and `npm run bench`.
 set -eu
 
-# command:package pairs
-needs="git:git tar:tar zstd:zstd gzip:gzip unshare:util-linux mount:mount debootstrap:debootstrap python3:python3"
+# command:package pairs; `system-deps.sh test` adds what only the tests use.
+needs="git:git tar:tar zstd:zstd gzip:gzip unshare:util-linux mount:mount debootstrap:debootstrap"
+if [ "${1:-}" = test ]; then needs="$needs python3:python3 ssh:openssh-client ssh-keygen:openssh-client"; fi
 missing=""
 for pair in $needs; do
   cmd=${pair%%:*}

@@ -53,6 +53,14 @@ describe('server over SSH', function () {
     return { dir, git };
   }
 
+  /** Resolves when a running client prints `text`. */
+  const lineArrives = (child: { all?: NodeJS.ReadableStream | null }, text: string) =>
+    new Promise<void>((resolve) => {
+      child.all?.on('data', (chunk: Buffer) => {
+        if (String(chunk).includes(text)) resolve();
+      });
+    });
+
   const STATIC = { '.upaas.yml': metadata({ interpreter: { type: 'static' }, actions: { setup: { after: 'echo built-by-push > marker' } } }) };
 
   it('a push builds and streams the output live; -o fresh builds fresh; another branch does not build', async () => {
@@ -159,11 +167,7 @@ describe('server over SSH', function () {
     const slow = { '.upaas.yml': metadata({ interpreter: { type: 'static' }, actions: { setup: { main: 'echo slow-start; sleep 3; echo slow-end' } } }) };
     const { git } = await checkout('bg', slow, admin);
     const push = git('push', 'upaas', 'main');
-    await new Promise<void>((resolve) => {
-      push.all?.on('data', (chunk: Buffer) => {
-        if (String(chunk).includes('slow-start')) resolve();
-      });
-    });
+    await lineArrives(push, 'slow-start');
     push.kill('SIGKILL');
     await push;
     const followed = await server.ssh(admin, ['log', 'bg']);
@@ -177,11 +181,7 @@ describe('server over SSH', function () {
     const slow = { '.upaas.yml': metadata({ interpreter: { type: 'static' }, actions: { setup: { main: 'echo slow-start; sleep 3' } } }) };
     const { git } = await checkout('stopper', slow, admin);
     const push = git('push', 'upaas', 'main');
-    await new Promise<void>((resolve) => {
-      push.all?.on('data', (chunk: Buffer) => {
-        if (String(chunk).includes('slow-start')) resolve();
-      });
-    });
+    await lineArrives(push, 'slow-start');
     process.kill(server.pid as number, 'SIGTERM');
     const result = await push;
     expect(String(result.all), String(result.all) + server.output.join("")).to.match(/is now current for stopper/);

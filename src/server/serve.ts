@@ -45,22 +45,9 @@ export async function startServer(config: Config, state: State): Promise<Running
   const queue = new BuildQueue((request) => build({ config, state, storage }, request), config.builder.workers);
   const hookSocket = join(config.paths.state, 'hook.sock');
   const hooks: NetServer = await startHookSocket(hookSocket, config.paths.repos, config.apps.branch, queue);
-  const ssh = await startSsh({
-    services: { config, state },
-    host: config.server.host,
-    port: config.server.ssh.port,
-    hookSocket,
-    bin: BIN,
-    log,
-  });
-  const http = await startHttp({
-    services: { config, state },
-    host: config.server.host,
-    port: config.server.http.port,
-    hookSocket,
-    bin: BIN,
-    log,
-  });
+  const transport = { services: { config, state }, host: config.server.host, hookSocket, bin: BIN, log };
+  const ssh = await startSsh({ ...transport, port: config.server.ssh.port });
+  const http = await startHttp({ ...transport, port: config.server.http.port });
   const portOf = (address: ReturnType<typeof http.address>, fallback: number) =>
     typeof address === 'object' && address ? address.port : fallback;
   const sshPort = portOf(ssh.address(), config.server.ssh.port);

@@ -6,18 +6,12 @@
  */
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { Services } from '../cli/command.ts';
+import type { TransportOptions } from './options.ts';
 import { RepoError, repoNameFrom, repoPath } from '../git/repos.ts';
 import { type GitService, GIT_SERVICES, runHttpBackend } from '../git/service.ts';
 import { type User, allows } from '../state/users.ts';
 
-export interface HttpOptions {
-  services: Services;
-  host: string;
-  port: number;
-  hookSocket: string;
-  bin: string;
-  log: (line: string) => void;
-}
+type HttpOptions = TransportOptions;
 
 /** GET /APP.git/info/refs?service=S, POST /APP.git/S: the only routes. */
 export function routeOf(method: string, url: URL): { app: string; service: GitService; pathInfo: string } | null {

@@ -9,21 +9,14 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { timingSafeEqual } from 'node:crypto';
 import ssh2 from 'ssh2';
-import type { Services } from '../cli/command.ts';
 import { dispatch } from '../cli/dispatch.ts';
 import { type GitService, GIT_SERVICES, isGitService, runGitService } from '../git/service.ts';
 import { RepoError, repoNameFrom, repoPath } from '../git/repos.ts';
 import { type User, allows, fingerprintOf } from '../state/users.ts';
 import { splitCommandLine } from './command-line.ts';
+import type { TransportOptions } from './options.ts';
 
-export interface SshOptions {
-  services: Services;
-  host: string;
-  port: number;
-  hookSocket: string;
-  bin: string;
-  log: (line: string) => void;
-}
+type SshOptions = TransportOptions;
 
 /** The server's host key, generated into paths.state on first start. */
 export async function hostKey(stateDir: string): Promise<Buffer> {
