@@ -91,6 +91,8 @@ describe('server over SSH', function () {
 
     const branch = await git('push', 'upaas', 'main:feature');
     expect(String(branch.all)).to.include('refs/heads/feature stored; only main builds');
+    const deleted = await git('push', 'upaas', '--delete', 'feature');
+    expect(String(deleted.all)).to.include('refs/heads/feature deleted; only main builds');
     expect(JSON.parse((await server.ssh(admin, ['packages', 'web', '--json'])).stdout)).to.have.length(2);
   });
 
@@ -158,7 +160,16 @@ describe('server over SSH', function () {
     const head = (await one.git('rev-parse', 'HEAD')).stdout;
     const [pkg] = JSON.parse((await server.ssh(admin, ['packages', 'one', '--json'])).stdout) as { revision: string }[];
     expect(pkg?.revision, 'the newest revision is built').to.equal(String(head));
-    // one and two ran side by side: together they took less than two builds in a row would.
+    // one and two ran side by side (builder.workers = 2): their first builds overlap in time.
+    type Build = { startedAt: string; finishedAt: string };
+    const span = async (app: string) => {
+      const list = JSON.parse((await server.ssh(admin, ['builds', app, '--json'])).stdout) as Build[];
+      const first = list[list.length - 1] as Build;
+      return [Date.parse(first.startedAt), Date.parse(first.finishedAt)] as const;
+    };
+    const [oneStart, oneEnd] = await span('one');
+    const [twoStart, twoEnd] = await span('two');
+    expect(oneStart < twoEnd && twoStart < oneEnd, 'builds of two apps overlap').to.equal(true);
     expect(Date.now() - started).to.be.below(60_000);
   });
 
@@ -209,5 +220,16 @@ describe('server over SSH', function () {
     expect(listing.map((r) => r.name)).to.deep.equal(['real']);
     expect((await server.ssh(admin, ['git-upload-pack', "'/real.git'", 'extra'])).exitCode).to.equal(64);
     expect((await server.ssh(admin, ['whoami'])).exitCode, 'still serving').to.equal(0);
+  });
+
+  it('takes its first admins from upaas.yml', async () => {
+    await server.stop();
+    world.remove();
+    world = new World({ admins: [{ name: 'boss', key: attacker.publicKey }] });
+    server = new TestServer(world);
+    await server.start();
+    const who = await server.ssh(attacker, ['whoami']);
+    expect(who.stdout).to.equal('boss (admin)');
+    expect((await server.ssh(attacker, ['users', 'list'])).exitCode).to.equal(0);
   });
 });
