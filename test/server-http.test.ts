@@ -30,10 +30,7 @@ describe('server over HTTP', function () {
   });
 
   afterEach(async () => {
-    await server.stop();
-    const leftovers = world.leftovers();
-    world.remove();
-    expect(leftovers).to.deep.equal([]);
+    expect(await server.tearDown()).to.deep.equal([]);
   });
 
   async function checkout() {

@@ -30,10 +30,7 @@ describe('server over SSH', function () {
   });
 
   afterEach(async () => {
-    await server.stop();
-    const leftovers = world.leftovers();
-    world.remove();
-    expect(leftovers).to.deep.equal([]);
+    expect(await server.tearDown()).to.deep.equal([]);
   });
 
   /** A local checkout with one commit of `files`, its remote set to the server. */

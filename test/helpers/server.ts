@@ -2,7 +2,7 @@
  * A real upaas server for scenario tests: `upaas serve` as a child process on
  * random ports, generated keys, and real `git` and `ssh` clients.
  */
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,6 +29,7 @@ export interface KeyPair {
 /** An ed25519 key pair made by ssh-keygen. */
 export async function makeKey(name: string): Promise<KeyPair> {
   const dir = mkdtempSync(join(tmpdir(), `upaas-key-${name}-`));
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   const privateFile = join(dir, 'id_ed25519');
   await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `${name}@test`, '-f', privateFile]);
   const { stdout } = await execa('cat', [`${privateFile}.pub`]);
@@ -83,6 +84,14 @@ export class TestServer {
 
   get pid(): number | undefined {
     return this.process?.pid;
+  }
+
+  /** Stops the server and removes the world; returns what builds left behind. */
+  async tearDown(): Promise<string[]> {
+    await this.stop();
+    const leftovers = this.world.leftovers();
+    this.world.remove();
+    return leftovers;
   }
 
   /** Environment for git and ssh as `key`'s owner against this server. */
