@@ -1,9 +1,9 @@
 /** Admin commands run locally (`npx upaas ...` as the local admin). */
 import { expect } from 'chai';
-import ssh2 from 'ssh2';
+import { makeKey } from './helpers/server.ts';
 import { World } from './helpers/world.ts';
 
-const publicKey = (comment: string) => ssh2.utils.generateKeyPairSync('ed25519', { comment }).public;
+const publicKey = async (name: string) => (await makeKey(name)).publicKey;
 
 describe('admin commands (local)', function () {
   this.timeout(60_000);
@@ -23,7 +23,7 @@ describe('admin commands (local)', function () {
       expect(r.exitCode, bad).to.not.equal(0);
       expect(r.stderr, bad).to.match(/invalid app name|Unknown option|unexpected argument/);
     }
-    r = await world.cliWithInput(publicKey('bob@laptop'), 'users', 'add', 'bob');
+    r = await world.cliWithInput(await publicKey('bob'), 'users', 'add', 'bob');
     expect(r.exitCode, r.stderr).to.equal(0);
     expect(r.stdout).to.match(/added user bob with key SHA256:/);
     r = await world.cli('repos', 'grant', 'shop', 'bob', 'write');
@@ -42,20 +42,20 @@ describe('admin commands (local)', function () {
   });
 
   it('manages users, keys and tokens with clear refusals', async () => {
-    let r = await world.cliWithInput(publicKey('ann@desk'), 'users', 'add', 'ann', '--admin');
+    let r = await world.cliWithInput(await publicKey('ann-desk'), 'users', 'add', 'ann', '--admin');
     expect(r.exitCode, r.stderr).to.equal(0);
     r = await world.cliWithInput('ssh-ed25519 AAAAnot-a-key', 'keys', 'add', '--user', 'ann');
     expect(r.exitCode).to.equal(1);
     expect(r.stderr).to.include('not an OpenSSH public key');
     r = await world.cliWithInput('-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----', 'keys', 'add', '--user', 'ann');
     expect(r.stderr).to.match(/expected one OpenSSH public key line|private key/);
-    const second = publicKey('ann@phone');
+    const second = await publicKey('ann-phone');
     r = await world.cliWithInput(second, 'keys', 'add', '--user', 'ann');
     expect(r.exitCode, r.stderr).to.equal(0);
     r = await world.cliWithInput(second, 'keys', 'add', '--user', 'ann');
     expect(r.stderr).to.match(/belongs to ann already/);
     const keys = JSON.parse((await world.cli('keys', 'list', '--user', 'ann', '--json')).stdout) as { fingerprint: string; comment: string }[];
-    expect(keys.map((k) => k.comment)).to.deep.equal(['ann@desk', 'ann@phone']);
+    expect(keys.map((k) => k.comment)).to.deep.equal(['ann-desk@test', 'ann-phone@test']);
     r = await world.cli('keys', 'remove', keys[1]!.fingerprint, '--user', 'ann');
     expect(r.exitCode).to.equal(0);
     r = await world.cli('tokens', 'create', '--user', 'ann', '--note', 'ci');

@@ -22,11 +22,23 @@ type SshOptions = TransportOptions;
 export async function hostKey(stateDir: string): Promise<Buffer> {
   const file = join(stateDir, 'ssh_host_ed25519_key');
   if (!existsSync(file)) {
-    const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment: 'upaas host key' });
+    const pair = generateEd25519();
     await writeFile(file, pair.private, { mode: 0o600 });
     await writeFile(`${file}.pub`, `${pair.public}\n`);
   }
   return readFile(file);
+}
+
+/**
+ * An ed25519 key pair. ssh2 1.17 now and then (about 1 in 300) drops a leading
+ * zero byte of the public key and writes a malformed key; such pairs are made again.
+ */
+function generateEd25519(): { private: string; public: string } {
+  for (;;) {
+    const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment: 'upaas host key' });
+    const parsed = ssh2.utils.parseKey(pair.private);
+    if (!(parsed instanceof Error) && !Array.isArray(parsed) && !(ssh2.utils.parseKey(pair.public) instanceof Error)) return pair;
+  }
 }
 
 export async function startSsh(options: SshOptions): Promise<ssh2.Server> {

@@ -4,20 +4,24 @@ import { buildCommand } from './build.ts';
 import { buildsCommand } from './builds.ts';
 import { checkConfigCommand } from './check-config.ts';
 import { exampleCommand } from './example.ts';
-import { keysAddCommand, keysListCommand, keysRemoveCommand } from './keys.ts';
+import { keysAddCommand } from './keys/add.ts';
+import { keysListCommand } from './keys/list.ts';
+import { keysRemoveCommand } from './keys/remove.ts';
 import { logCommand } from './log.ts';
 import { packagesCommand } from './packages.ts';
 import { serveCommand } from './serve.ts';
-import {
-  reposCreateCommand,
-  reposDeleteCommand,
-  reposGrantCommand,
-  reposInfoCommand,
-  reposListCommand,
-  reposRevokeCommand,
-} from './repos.ts';
-import { tokensCreateCommand, tokensListCommand, tokensRevokeCommand } from './tokens.ts';
-import { usersAddCommand, usersListCommand, usersRemoveCommand } from './users.ts';
+import { reposCreateCommand } from './repos/create.ts';
+import { reposDeleteCommand } from './repos/delete.ts';
+import { reposGrantCommand } from './repos/grant.ts';
+import { reposInfoCommand } from './repos/info.ts';
+import { reposListCommand } from './repos/list.ts';
+import { reposRevokeCommand } from './repos/revoke.ts';
+import { tokensCreateCommand } from './tokens/create.ts';
+import { tokensListCommand } from './tokens/list.ts';
+import { tokensRevokeCommand } from './tokens/revoke.ts';
+import { usersAddCommand } from './users/add.ts';
+import { usersListCommand } from './users/list.ts';
+import { usersRemoveCommand } from './users/remove.ts';
 import { whoamiCommand } from './whoami.ts';
 
 export const COMMANDS: Command[] = [
