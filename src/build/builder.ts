@@ -17,6 +17,7 @@ import { BuildError, asBuildError, userError } from './errors.ts';
 import { BuildLog, failureLine, formatBytes } from './log.ts';
 import { chooseInterpreter, makePlan } from './plan.ts';
 import { checkoutApp } from './steps/checkout.ts';
+import { fileTarget } from './steps/files.ts';
 import { installAppPackages } from './steps/dependencies.ts';
 import { prepareBase } from './steps/image.ts';
 import { installInterpreter } from './steps/interpreter.ts';
@@ -110,6 +111,7 @@ async function runBuild(
   }
   state.builds.update(buildId, { revision });
   const metadata = await loadMetadata(repo, revision, config.apps.metadata);
+  for (const key of Object.keys(metadata.files)) fileTarget(config.apps.home, key);
   const current = state.packages.current(app);
   const chosen = chooseInterpreter(config, metadata, current?.interpreter ?? null, request.interpreterVersion);
   let fresh = Boolean(request.fresh) || current === null || request.interpreterVersion !== undefined;
@@ -151,6 +153,7 @@ async function runBuild(
     await installAppPackages(ctx); //    3. app's OS packages
     await checkoutApp(ctx); //           4. clone or update
     await runSetupActions(ctx); //       5. files, before, main, after, finalize
+    const changes = await changelog(repo, current?.revision ?? null, revision);
     const stored = await archivePackage(ctx); // 6. archive into storage
 
     const pkg: PackageRecord = {
@@ -162,7 +165,7 @@ async function runBuild(
       author: commit.author,
       date: commit.date,
       description: commit.description,
-      changelog: await changelog(repo, current?.revision ?? null, revision),
+      changelog: changes,
       interpreter: plan.interpreter,
       bytes: stored.bytes,
       storageKey: stored.key,

@@ -82,6 +82,8 @@ export async function runCommands(
       onLine: (line) => ctx.log.output(line),
     });
     ctx.stats.commandMs += performance.now() - started;
+    if (result.aborted) throw new BuildError('system', 'the build was cancelled (the server is stopping or the caller went away)');
+    if (result.startError) throw new BuildError('system', `${what}: the command could not be started (${result.startError})`);
     if (!result.ok) {
       const shown = display.length > 80 ? `${display.slice(0, 77)}...` : display;
       throw new BuildError(kind, `${what} failed: \`${shown}\` ${describeEnd(result, timeoutSeconds)}`);

@@ -21,6 +21,8 @@ export class BuildLog {
   ) {
     if (filePath) mkdirSync(dirname(filePath), { recursive: true });
     this.file = filePath ? createWriteStream(filePath, { flags: 'a' }) : null;
+    // A full or unwritable disk must not crash the server: the log stays in memory and in state.
+    this.file?.on('error', () => undefined);
   }
 
   private emit(line: string): void {

@@ -28,6 +28,8 @@ export interface RunResult {
   signal: string | undefined;
   timedOut: boolean;
   aborted: boolean;
+  /** Why the command could not be started at all (E2BIG, ENOENT ...). */
+  startError: string | undefined;
   ok: boolean;
   /** The last lines of output, for error details. */
   tail: string[];
@@ -86,6 +88,10 @@ export async function run(file: string, args: readonly string[], options: RunOpt
       signal: result.signal,
       timedOut,
       aborted,
+      startError:
+        result.exitCode === undefined && result.signal === undefined && !timedOut && !aborted
+          ? (result.originalMessage ?? result.shortMessage)
+          : undefined,
       ok: result.exitCode === 0 && !timedOut && !aborted,
       tail,
     };
@@ -122,6 +128,7 @@ export async function capture(
 export function describeEnd(result: RunResult, timeoutSeconds?: number): string {
   if (result.timedOut) return `was killed after its time limit of ${timeoutSeconds}s`;
   if (result.aborted) return 'was cancelled';
+  if (result.startError) return `could not be started (${result.startError})`;
   if (result.signal) return `was killed by ${result.signal}`;
   return `exited with status ${result.exitCode}`;
 }

@@ -13,7 +13,7 @@ import { type RunOptions, type RunResult, run } from '../process/run.ts';
 const SETUP_SCRIPT = `
 set -eu
 root=$1; wd=$2; shift 2
-for p in proc dev run etc/resolv.conf; do
+for p in proc dev run etc etc/resolv.conf; do
   if [ -L "$root/$p" ]; then echo "upaas sandbox: /$p in the image is a symlink; refusing to mount over it" >&2; exit 125; fi
 done
 for p in proc dev; do

@@ -36,6 +36,6 @@ async function handOver(ctx: BuildContext): Promise<void> {
     onLine: (line) => ctx.log.output(line),
   });
   if (!result.ok) {
-    throw systemError(`cannot give ${home} to ${uid}:${gid} (apps.uid/apps.gid): chown ${describeEnd(result)}`);
+    throw systemError(`cannot give ${home} to ${uid}:${gid} (apps.uid/apps.gid): chown ${describeEnd(result, ctx.config.commands.timelimit)}`);
   }
 }
