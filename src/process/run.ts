@@ -23,7 +23,6 @@ export interface RunOptions {
 }
 
 export interface RunResult {
-  command: string;
   exitCode: number | undefined;
   signal: string | undefined;
   timedOut: boolean;
@@ -83,7 +82,6 @@ export async function run(file: string, args: readonly string[], options: RunOpt
   try {
     const result = await child;
     return {
-      command: [file, ...args].join(' '),
       exitCode: result.exitCode,
       signal: result.signal,
       timedOut,

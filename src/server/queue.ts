@@ -24,8 +24,6 @@ interface Job {
   request: QueueRequest;
   listeners: Set<Listener>;
   buildId: number | null;
-  /** Lines so far, for listeners that join a running build. */
-  lines: string[];
 }
 
 export type Runner = (request: BuildRequest) => Promise<BuildOutcome>;
@@ -62,7 +60,7 @@ export class BuildQueue {
       this.announceWait(request.app, listener);
       return;
     }
-    const job: Job = { request, listeners: new Set([listener]), buildId: null, lines: [] };
+    const job: Job = { request, listeners: new Set([listener]), buildId: null };
     this.waiting.set(request.app, job);
     this.order.push(request.app);
     this.announceWait(request.app, listener);
@@ -97,7 +95,6 @@ export class BuildQueue {
     const { app } = job.request;
     this.running.set(app, job);
     const emit = (line: string) => {
-      job.lines.push(line);
       for (const listener of job.listeners) listener.line(line);
     };
     this.run({
@@ -120,15 +117,6 @@ export class BuildQueue {
         for (const listener of job.listeners) listener.done(outcome);
         this.pump();
       });
-  }
-
-  /** Lets a listener follow a running build of `app` from its first line; false when none runs. */
-  follow(app: string, listener: Listener): boolean {
-    const job = this.running.get(app);
-    if (!job) return false;
-    for (const line of job.lines) listener.line(line);
-    job.listeners.add(listener);
-    return true;
   }
 
   /** Stops taking requests, refuses the waiting ones, gives running builds `graceSeconds`, then cancels them. */
