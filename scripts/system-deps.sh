@@ -5,7 +5,7 @@
 set -eu
 
 # command:package pairs; `system-deps.sh test` adds what only the tests use.
-needs="git:git tar:tar zstd:zstd gzip:gzip unshare:util-linux mount:mount debootstrap:debootstrap"
+needs="git:git tar:tar zstd:zstd gzip:gzip unshare:util-linux mount:mount capsh:libcap2-bin debootstrap:debootstrap"
 if [ "${1:-}" = test ]; then needs="$needs python3:python3 ssh:openssh-client ssh-keygen:openssh-client"; fi
 missing=""
 for pair in $needs; do

@@ -54,7 +54,7 @@ describe('system image cache (fixture image)', function () {
       writeFileSync(`${imageFile()}.sha256`, `${createHash('sha256').update(bytes).digest('hex')}\n`);
       rmSync(empty, { recursive: true });
     });
-    expect(result.stdout).to.match(/the cached image is broken \(\/bin\/true exited with status 127/);
+    expect(result.stdout).to.match(/the cached image is broken \(\/bin\/true exited with status 125 in it: upaas sandbox: the image has no \/bin\/sh/);
   });
 
   it('rebuilds an image whose stored bytes no longer match their checksum', async () => {

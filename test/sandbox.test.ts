@@ -1,10 +1,10 @@
 /** The chroot sandbox: namespaces, time limits, binds, and nothing left behind. */
-import { mkdtempSync, readFileSync, rmSync, symlinkSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, symlinkSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { execa } from 'execa';
-import { runInSandbox, runScriptInSandbox } from '../src/sandbox/sandbox.ts';
+import { KEPT_CAPABILITIES, runInSandbox, runScriptInSandbox } from '../src/sandbox/sandbox.ts';
 import { FIXTURE_BOOTSTRAP } from './helpers/world.ts';
 
 describe('sandbox', function () {
@@ -78,5 +78,35 @@ describe('sandbox', function () {
     expect(result.ok).to.equal(false);
     expect(lines.join('\n')).to.include('/proc in the image is a symlink');
     expect(mountsUnder('/etc')).to.deep.equal([]);
+  });
+
+  it('keeps root inside the image: no remount of a bind, no mounts, no device nodes, no chroot, no kernel knobs', async () => {
+    const data = join(dir, 'data');
+    mkdirSync(data, { recursive: true });
+    const mask = Object.values(KEPT_CAPABILITIES).reduce((sum, cap) => sum + 2 ** cap, 0);
+    const attempts = [
+      'grep CapBnd /proc/self/status',
+      'grep CapEff /proc/self/status',
+      'mount -o remount,bind,rw /run/upaas/data 2>/dev/null && touch /run/upaas/data/planted 2>/dev/null && echo remounted',
+      'umount /run/upaas/data 2>/dev/null && echo unmounted',
+      'mount -t tmpfs escape /tmp 2>/dev/null && echo mounted',
+      'umount /proc/sys 2>/dev/null && echo unmounted-sys',
+      'cat /proc/sys/kernel/hostname 2>/dev/null >/proc/sys/kernel/hostname && echo sysctl-written',
+      '[ ! -e /proc/sysrq-trigger ] || { echo h 2>/dev/null >/proc/sysrq-trigger && echo sysrq-written; }',
+      'mknod /tmp/disk b 8 0 2>/dev/null && echo mknod',
+      'mkdir -p /tmp/jail && chroot /tmp/jail /bin/true 2>/dev/null; [ $? = 125 ] || echo chrooted',
+      'chown 1234:1234 /tmp/jail && echo chown-ok',
+      'echo done',
+    ];
+    const lines: string[] = [];
+    const result = await runScriptInSandbox(root, attempts.join('\n'), {
+      bindsReadOnly: [{ source: data, target: '/run/upaas/data' }],
+      onLine: (line) => lines.push(line),
+    });
+    expect(result.ok, lines.join('\n')).to.equal(true);
+    const hex = mask.toString(16).padStart(16, '0');
+    expect(lines).to.deep.equal([`CapBnd:\t${hex}`, `CapEff:\t${hex}`, 'chown-ok', 'done']);
+    expect(existsSync(join(data, 'planted'))).to.equal(false);
+    expect(mountsUnder(root)).to.deep.equal([]);
   });
 });

@@ -1,25 +1,43 @@
 /**
  * Runs one command chrooted into a build's system image, inside its own mount
- * and PID namespaces. The namespace gets /proc, a minimal /dev, a fresh /run,
- * the host's resolv.conf and optional read-only binds. When the command ends,
- * times out or is killed, the PID namespace takes every process it started
- * down with it and the mount namespace takes every mount: nothing outlives it.
+ * and PID namespaces. The namespace gets /proc (with /proc/sys and the other
+ * kernel knobs read-only), a minimal /dev, a fresh /run, the host's
+ * resolv.conf and optional read-only binds. When the command ends, times out
+ * or is killed, the PID namespace takes every process it started down with it
+ * and the mount namespace takes every mount: nothing outlives it.
+ *
+ * The command runs as root inside the image (package managers need that) but
+ * not as the host's full root: `capsh` chroots and then drops every capability
+ * from the bounding set except the few a package install uses (KEPT_CAPABILITIES).
+ * Without CAP_SYS_ADMIN it cannot remount the read-only binds, unmount /proc/sys
+ * or make new mounts; without CAP_SYS_CHROOT it cannot break out of the chroot;
+ * without CAP_MKNOD it cannot make a device node for a host disk; without
+ * CAP_DAC_READ_SEARCH it cannot open host files by handle. The drop is
+ * irreversible and inherited by everything the command starts.
  *
  * The setup script below is constant text: paths and the command reach it only
  * as positional arguments, never pasted into the script.
  */
+import { readFileSync } from 'node:fs';
 import { type RunOptions, type RunResult, run } from '../process/run.ts';
 
 const SETUP_SCRIPT = `
 set -eu
-root=$1; wd=$2; shift 2
+root=$1; wd=$2; drop=$3; shift 3
 for p in proc dev run etc etc/resolv.conf; do
   if [ -L "$root/$p" ]; then echo "upaas sandbox: /$p in the image is a symlink; refusing to mount over it" >&2; exit 125; fi
 done
 for p in proc dev; do
   if [ ! -d "$root/$p" ]; then echo "upaas sandbox: the image has no /$p directory" >&2; exit 125; fi
 done
+if [ ! -e "$root/bin/sh" ] && [ ! -L "$root/bin/sh" ]; then echo "upaas sandbox: the image has no /bin/sh" >&2; exit 125; fi
 mount -t proc -o nosuid,nodev,noexec proc "$root/proc"
+for p in sys sysrq-trigger irq bus fs; do
+  if [ -e "$root/proc/$p" ]; then
+    mount --bind "$root/proc/$p" "$root/proc/$p"
+    mount -o remount,bind,ro,nosuid,nodev,noexec "$root/proc/$p"
+  fi
+done
 mount -t tmpfs -o nosuid,mode=0755,size=16m upaas-dev "$root/dev"
 for d in null zero full random urandom tty; do
   : > "$root/dev/$d"
@@ -46,11 +64,45 @@ while [ "$1" = "--bind-ro" ]; do
   shift 3
 done
 [ "$1" = "--" ] && shift
-exec unshare --root="$root" --wd="$wd" -- "$@"
+exec capsh --chroot="$root" --drop="$drop" --shell=/bin/sh -- -c 'cd -- "$1" && shift && unset OLDPWD && exec "$@"' upaas-sandbox "$wd" "$@"
 `;
 
 /** Where binds live inside the chroot: under /run, a tmpfs, so nothing is left in the image. */
 export const BIND_ROOT = '/run/upaas';
+
+/**
+ * What root inside the sandbox keeps (Docker's default set minus MKNOD, NET_RAW
+ * and SYS_CHROOT): enough for dpkg and apt (owners, modes, file capabilities,
+ * dropping to the _apt user), nothing that reaches past the image.
+ */
+export const KEPT_CAPABILITIES: Readonly<Record<string, number>> = {
+  cap_chown: 0,
+  cap_dac_override: 1,
+  cap_fowner: 3,
+  cap_fsetid: 4,
+  cap_kill: 5,
+  cap_setgid: 6,
+  cap_setuid: 7,
+  cap_setpcap: 8,
+  cap_net_bind_service: 10,
+  cap_audit_write: 29,
+  cap_setfcap: 31,
+};
+
+let dropList: string | undefined;
+
+/** Every capability the running kernel knows, except the kept ones, as capsh's --drop list. */
+function capabilitiesToDrop(): string {
+  if (dropList === undefined) {
+    const last = Number.parseInt(readFileSync('/proc/sys/kernel/cap_last_cap', 'utf8'), 10);
+    if (!Number.isInteger(last) || last < 31) throw new Error(`unexpected /proc/sys/kernel/cap_last_cap: ${last}`);
+    const kept = new Set(Object.values(KEPT_CAPABILITIES));
+    const drop: number[] = [];
+    for (let cap = 0; cap <= last; cap++) if (!kept.has(cap)) drop.push(cap);
+    dropList = drop.join(',');
+  }
+  return dropList;
+}
 
 export const SANDBOX_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
@@ -82,6 +134,7 @@ export function runInSandbox(root: string, argv: readonly string[], options: San
     'upaas-sandbox',
     root,
     options.cwd ?? '/',
+    capabilitiesToDrop(),
     ...binds,
     '--',
     ...argv,
