@@ -75,6 +75,11 @@ describe('upaas build (fixture image)', function () {
     expect(env).to.include('SHARED=app-wins\n');
     expect(env).to.include('APP_VAR=app\n');
     expect(env).to.include('UPAAS_INTERPRETER_VERSION=2.10\n');
+    for (const admin of ['interpreter-env', 'finalize-env']) {
+      const adminEnv = readFileSync(join(root, 'var/lib/fixture', admin), 'utf8');
+      expect(adminEnv, `${admin}: the admin's env`).to.include('SHARED=v2.10\n').and.include('UPAAS_INTERPRETER_VERSION=2.10\n');
+      expect(adminEnv, `${admin}: nothing of the app's env`).not.to.include('APP_VAR').and.not.to.include('app-wins');
+    }
     expect(existsSync(join(root, 'var/lib/fixture/installed/fixture-tool'))).to.equal(true);
     expect(existsSync(join(root, 'var/lib/fixture/installed/jq-lite'))).to.equal(true);
     expect(existsSync(join(root, 'var/lib/fixture/installed/fixture-lib')), 'interpreter package').to.equal(true);

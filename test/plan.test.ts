@@ -52,6 +52,7 @@ describe('build plan', () => {
       finalize: ['fin'],
     });
     expect(plan.env).to.deep.equal({ A: 'app', B: 'any', C: '3.11' });
+    expect(plan.adminEnv, 'admin-only actions do not see the app env').to.deep.equal({ A: 'global', B: 'any', C: '3.11' });
     expect(plan.interpreterPackages).to.deep.equal(['common', 'python3', 'python3.11']);
   });
 

@@ -39,11 +39,16 @@ export interface BuildContext {
   stats: { commandMs: number };
 }
 
-/** Environment every setup action sees. */
-export function actionEnv(ctx: BuildContext): Record<string, string> {
+/**
+ * Environment of the setup actions. The app's actions (before, main, after)
+ * see the admin's env and settings overridden by the metadata's; the
+ * admin-only ones (system, interpreter, finalize) see the admin's alone.
+ */
+export function actionEnv(ctx: BuildContext, whose: 'app' | 'admin'): Record<string, string> {
+  const admin = whose === 'admin';
   const env: Record<string, string> = {
     LANG: 'C.UTF-8',
-    ...ctx.plan.env,
+    ...(admin ? ctx.plan.adminEnv : ctx.plan.env),
     HOME: ctx.config.apps.home,
     UPAAS_APP: ctx.app,
     UPAAS_APP_HOME: ctx.config.apps.home,
@@ -51,7 +56,7 @@ export function actionEnv(ctx: BuildContext): Record<string, string> {
     UPAAS_BRANCH: ctx.config.apps.branch,
     UPAAS_INTERPRETER: ctx.plan.interpreter.type,
     UPAAS_INTERPRETER_VERSION: ctx.plan.interpreter.version,
-    UPAAS_INTERPRETER_SETTINGS: JSON.stringify(ctx.plan.settings),
+    UPAAS_INTERPRETER_SETTINGS: JSON.stringify(admin ? ctx.plan.adminSettings : ctx.plan.settings),
   };
   if (ctx.fresh) env.UPAAS_FRESH_PACKAGE = 'true';
   return env;

@@ -16,10 +16,16 @@ export interface Interpreter {
 
 export interface Plan {
   interpreter: Interpreter;
+  /** Interpreter settings for the app's actions: the admin's, overridden by the metadata's. */
   settings: Record<string, unknown>;
+  /** The admin's interpreter settings alone, for the admin-only actions. */
+  adminSettings: Record<string, unknown>;
   /** Admin packages for the interpreter (global, any, version). */
   interpreterPackages: string[];
+  /** Env of the app's actions: the admin's, overridden key by key by the metadata's. */
   env: Record<string, string>;
+  /** The admin's env alone: what system, interpreter and finalize see, so an app cannot steer them. */
+  adminEnv: Record<string, string>;
   actions: {
     system: string[];
     interpreter: string[];
@@ -113,11 +119,15 @@ export function makePlan(config: Config, metadata: Metadata, interpreter: Interp
   const any: InterpreterVersionConfig | undefined = byVersion.any;
   const exact: InterpreterVersionConfig | undefined = interpreter.version === 'any' ? undefined : byVersion[interpreter.version];
   const app = metadata.actions.setup;
+  const adminSettings = { ...any?.settings, ...exact?.settings };
+  const adminEnv = { ...global.env, ...any?.env, ...exact?.env };
   return {
     interpreter,
-    settings: { ...any?.settings, ...exact?.settings, ...metadata.interpreter.settings },
+    settings: { ...adminSettings, ...metadata.interpreter.settings },
+    adminSettings,
     interpreterPackages: union(global.packages, any?.packages ?? [], exact?.packages ?? []),
-    env: { ...global.env, ...any?.env, ...exact?.env, ...metadata.env },
+    env: { ...adminEnv, ...metadata.env },
+    adminEnv,
     actions: {
       system: global.actions.setup.system,
       interpreter: lastNonEmpty(any?.actions.setup.interpreter, exact?.actions.setup.interpreter),

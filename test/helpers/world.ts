@@ -46,7 +46,10 @@ export function fastConfig(storageDir: string): Record<string, unknown> {
     commands: { timelimit: 60, install: { cmd: 'fixture-install %package%', env: {} } },
     interpreters: {
       actions: {
-        setup: { system: 'echo system action ran > /var/lib/fixture/system-ran', finalize: 'rm -rf /tmp/*' },
+        setup: {
+          system: 'echo system action ran > /var/lib/fixture/system-ran',
+          finalize: ['rm -rf /tmp/*', 'env | sort > /var/lib/fixture/finalize-env'],
+        },
       },
       static: { any: {} },
       shell: {
@@ -55,7 +58,7 @@ export function fastConfig(storageDir: string): Record<string, unknown> {
           env: { FROM_ANY: 'any', SHARED: 'any' },
           actions: {
             setup: {
-              interpreter: 'echo "$UPAAS_INTERPRETER_VERSION" > /var/lib/fixture/interpreter',
+              interpreter: ['echo "$UPAAS_INTERPRETER_VERSION" > /var/lib/fixture/interpreter', 'env | sort > /var/lib/fixture/interpreter-env'],
               main: 'echo admin-main > main-ran',
             },
           },

@@ -12,7 +12,7 @@ import { writeAppFiles } from './files.ts';
 
 export async function runSetupActions(ctx: BuildContext): Promise<void> {
   await writeAppFiles(ctx);
-  const env = actionEnv(ctx);
+  const env = actionEnv(ctx, 'app');
   const cwd = ctx.config.apps.home;
   for (const name of ['before', 'main', 'after'] as const) {
     const commands = ctx.plan.actions[name];
@@ -23,7 +23,7 @@ export async function runSetupActions(ctx: BuildContext): Promise<void> {
   await handOver(ctx);
   if (ctx.plan.actions.finalize.length > 0) {
     ctx.log.step('Running finalize actions');
-    await runCommands(ctx, 'system', 'finalize action', ctx.plan.actions.finalize, { env, cwd: '/' });
+    await runCommands(ctx, 'system', 'finalize action', ctx.plan.actions.finalize, { env: actionEnv(ctx, 'admin'), cwd: '/' });
   }
 }
 

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EXTENSION, compressionOf, packTree, unpackTree } from '../../archive/tar.ts';
+import type { Config } from '../../config/config.ts';
 import { describeEnd } from '../../process/run.ts';
 import { runInSandbox, runIsolatedOnHost } from '../../sandbox/sandbox.ts';
 import { type BuildContext, actionEnv, runCommands } from '../context.ts';
@@ -17,10 +18,28 @@ import { parseOsRelease } from '../plan.ts';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
+/**
+ * What the admin's system and finalize actions see while the shared image is
+ * built: the admin's global env only. The image serves every app, so nothing
+ * of the app whose build happens to make it may reach it.
+ */
+function imageEnv(config: Config): Record<string, string> {
+  return { LANG: 'C.UTF-8', HOME: '/root', ...config.interpreters.env };
+}
+
 /** The image's storage key; it names a hash of what the image depends on, so a change to any of it makes a new image. */
 function imageKey(ctx: BuildContext): string {
-  const { bootstrap, commands, builder } = ctx.config;
-  const recipe = JSON.stringify([bootstrap.commands, bootstrap.env, bootstrap.packages, commands.install, builder.compression]);
+  const { bootstrap, commands, builder, interpreters } = ctx.config;
+  const { system, finalize } = interpreters.actions.setup;
+  const recipe = JSON.stringify([
+    bootstrap.commands,
+    bootstrap.env,
+    bootstrap.packages,
+    commands.install,
+    builder.compression,
+    // Only used when there are bootstrap packages to install.
+    bootstrap.packages.length > 0 ? [system, finalize, imageEnv(ctx.config)] : null,
+  ]);
   const hash = createHash('sha256').update(recipe).digest('hex').slice(0, 16);
   return `images/base-${hash}.${EXTENSION[ctx.config.builder.compression]}`;
 }
@@ -42,7 +61,7 @@ export async function prepareBase(ctx: BuildContext): Promise<void> {
   ctx.os = await readOsRelease(ctx);
   if (ctx.plan.actions.system.length > 0) {
     ctx.log.step('Running system actions');
-    await runCommands(ctx, 'system', 'system action', ctx.plan.actions.system, { env: actionEnv(ctx) });
+    await runCommands(ctx, 'system', 'system action', ctx.plan.actions.system, { env: actionEnv(ctx, 'admin') });
   }
 }
 
@@ -102,9 +121,10 @@ async function buildImage(ctx: BuildContext, key: string): Promise<void> {
   const imageCtx = { ...ctx, root: imageRoot };
   if (bootstrap.packages.length > 0) {
     ctx.log.step(`Installing bootstrap packages: ${bootstrap.packages.join(' ')}`);
-    await runCommands(imageCtx, 'system', 'system action', ctx.plan.actions.system, { env: actionEnv(ctx) });
+    const env = imageEnv(ctx.config);
+    await runCommands(imageCtx, 'system', 'system action', ctx.plan.actions.system, { env });
     for (const name of bootstrap.packages) await installPackage(imageCtx, 'system', name);
-    await runCommands(imageCtx, 'system', 'finalize action', ctx.plan.actions.finalize, { env: actionEnv(ctx) });
+    await runCommands(imageCtx, 'system', 'finalize action', ctx.plan.actions.finalize, { env });
   }
   ctx.log.step('Storing the system image');
   const { stream, done } = packTree(imageRoot, ctx.config.builder.compression, ctx.config.builder.level);

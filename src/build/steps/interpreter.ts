@@ -10,5 +10,5 @@ export async function installInterpreter(ctx: BuildContext): Promise<void> {
   const { interpreter, interpreterPackages, actions } = ctx.plan;
   ctx.log.step(`Installing interpreter ${interpreter.type} ${interpreter.version}`);
   for (const name of interpreterPackages) await installPackage(ctx, 'system', name);
-  await runCommands(ctx, 'system', 'interpreter action', actions.interpreter, { env: actionEnv(ctx) });
+  await runCommands(ctx, 'system', 'interpreter action', actions.interpreter, { env: actionEnv(ctx, 'admin') });
 }
