@@ -65,7 +65,7 @@ export async function resolveRevision(repo: string, rev: string): Promise<string
 }
 
 /** A file's bytes at a revision, or null when the revision has no such file. */
-export async function readFileAt(repo: string, revision: string, path: string): Promise<Buffer | null> {
+export async function readFileAt(repo: string, revision: string, path: string, maxBytes = Infinity): Promise<Buffer | null> {
   const spec = `${revision}:${path}`;
   try {
     const type = (await git(repo, ['cat-file', '-t', spec])).trim();
@@ -73,7 +73,22 @@ export async function readFileAt(repo: string, revision: string, path: string): 
   } catch {
     return null;
   }
+  if (Number.isFinite(maxBytes)) {
+    const bytes = Number((await git(repo, ['cat-file', '-s', spec])).trim());
+    if (bytes > maxBytes) throw new FileTooLargeError(path, bytes, maxBytes);
+  }
   return captureBytes('git', ['--git-dir', repo, 'cat-file', 'blob', spec], { env: GIT_ENV });
+}
+
+export class FileTooLargeError extends Error {
+  constructor(
+    readonly path: string,
+    readonly bytes: number,
+    readonly limit: number,
+  ) {
+    super(`${path} is ${bytes} bytes; the limit is ${limit}`);
+    this.name = 'FileTooLargeError';
+  }
 }
 
 export interface CommitInfo {
