@@ -227,6 +227,27 @@ describe('upaas build (fixture image)', function () {
       await expectUnchanged();
     });
 
+    it('oversized metadata, a YAML alias bomb and an oversized env are user errors, before any image is touched', async () => {
+      const bomb = ['x-a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]'];
+      for (let level = 1; level <= 9; level++) {
+        const refs = Array.from({ length: 10 }, () => `*${String.fromCharCode(96 + level)}`).join(', ');
+        bomb.push(`x-${String.fromCharCode(97 + level)}: &${String.fromCharCode(97 + level)} [${refs}]`);
+      }
+      bomb.push('interpreter: {type: static, settings: {x: *j}}');
+      const cases: [string, RegExp][] = [
+        [`interpreter: {type: static}\nfiles: {big.txt: "${'x'.repeat(1100 * 1024)}"}\n`, /\.upaas\.yml at [0-9a-f]{12} is \d+ bytes; metadata may be at most 1048576 bytes$/],
+        [`${bomb.join('\n')}\n`, /it expands to more than 4194304 bytes \(through YAML aliases\?\)$/],
+        [metadata({ ...STATIC, env: { BIG: 'y'.repeat(70 * 1024) } }), /env, repository\.env and interpreter\.settings take \d+ bytes together; the limit is 65536$/],
+      ];
+      for (const [index, [text, message]] of cases.entries()) {
+        const result = index === 0 ? await failWith({ '.upaas.yml': text }) : await app.commit({ '.upaas.yml': text }).then(() => world.cli('build', name));
+        expect(result.exitCode, result.stdout).to.equal(1);
+        expect(result.lines.filter(Boolean).pop()).to.match(/^!     user error: /).and.match(message);
+        expect(result.stdout).not.to.include('Unpacking');
+      }
+      await expectUnchanged();
+    });
+
     it('a missing metadata file, bad YAML and an interpreter the admin does not offer are user errors', async () => {
       let result = await failWith({ '.upaas.yml': null });
       expect(result.exitCode).to.equal(1);

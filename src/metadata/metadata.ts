@@ -20,7 +20,7 @@ import {
 } from '../config/schema.ts';
 import { YamlError, parseYaml } from '../config/yaml.ts';
 import { userError } from '../build/errors.ts';
-import { readFileAt } from '../git/repos.ts';
+import { FileTooLargeError, readFileAt } from '../git/repos.ts';
 
 const packages = () =>
   withDefault(list(string({ pattern: PACKAGE_NAME, patternText: PACKAGE_TEXT })), []);
@@ -56,16 +56,65 @@ export const metadataSchema = object({
 
 export type Metadata = Infer<typeof metadataSchema>;
 
+/** The metadata file's size limit: room for any sensible `files`, far from a memory problem. */
+export const MAX_METADATA_BYTES = 1024 * 1024;
+/** What the parsed metadata may expand to (YAML aliases can make a small file huge): about its JSON size. */
+const MAX_EXPANDED_BYTES = 4 * MAX_METADATA_BYTES;
+/**
+ * env, repository.env and the interpreter settings end up in the environment
+ * of every action; the kernel refuses an exec whose single strings pass 128 KiB
+ * (E2BIG), so they are kept well below that, together.
+ */
+export const MAX_ENV_BYTES = 64 * 1024;
+
+/** About the JSON size of `value`, walking shared (aliased) parts every time; stops once past `limit`. */
+function expandedBytes(value: unknown, limit: number): number {
+  let total = 0;
+  const walk = (node: unknown): void => {
+    if (total > limit) return;
+    if (typeof node === 'string') total += node.length + 2;
+    else if (Array.isArray(node)) {
+      total += 2;
+      for (const item of node) walk(item);
+    } else if (node !== null && typeof node === 'object') {
+      total += 2;
+      for (const [key, item] of Object.entries(node)) {
+        total += key.length + 4;
+        walk(item);
+      }
+    } else total += String(node).length;
+  };
+  walk(value);
+  return total;
+}
+
+/** The environment bytes an app's metadata adds to its actions. */
+function envBytes(metadata: Metadata): number {
+  const entries = [...Object.entries(metadata.env), ...Object.entries(metadata.repository.env)];
+  return entries.reduce((sum, [key, value]) => sum + key.length + value.length + 2, 0) + JSON.stringify(metadata.interpreter.settings).length;
+}
+
 /** Reads and validates the metadata file of `revision`; any problem is a user error. */
 export async function loadMetadata(repo: string, revision: string, file: string): Promise<Metadata> {
   const short = revision.slice(0, 12);
-  const bytes = await readFileAt(repo, revision, file);
+  let bytes: Buffer | null;
+  try {
+    bytes = await readFileAt(repo, revision, file, MAX_METADATA_BYTES);
+  } catch (error) {
+    if (!(error instanceof FileTooLargeError)) throw error;
+    throw userError(`${file} at ${short} is ${error.bytes} bytes; metadata may be at most ${MAX_METADATA_BYTES} bytes`);
+  }
   if (bytes === null) {
     throw userError(`revision ${short} has no ${file}: add one to the repository root (see the README's app metadata section)`);
   }
   const source = `${file} at ${short}`;
+  let metadata: Metadata;
   try {
-    return validate(metadataSchema, parseYaml(bytes.toString('utf8'), source), source);
+    const parsed = parseYaml(bytes.toString('utf8'), source);
+    if (expandedBytes(parsed, MAX_EXPANDED_BYTES) > MAX_EXPANDED_BYTES) {
+      throw userError(`invalid metadata in ${source}: it expands to more than ${MAX_EXPANDED_BYTES} bytes (through YAML aliases?)`);
+    }
+    metadata = validate(metadataSchema, parsed, source);
   } catch (error) {
     if (error instanceof ValidationError) {
       const [first, ...rest] = error.problems;
@@ -75,4 +124,9 @@ export async function loadMetadata(repo: string, revision: string, file: string)
     if (error instanceof YamlError) throw userError(`invalid metadata: ${error.message.split('\n')[0]}`, { cause: error, detail: error.message });
     throw error;
   }
+  const env = envBytes(metadata);
+  if (env > MAX_ENV_BYTES) {
+    throw userError(`invalid metadata in ${source}: env, repository.env and interpreter.settings take ${env} bytes together; the limit is ${MAX_ENV_BYTES}`);
+  }
+  return metadata;
 }
