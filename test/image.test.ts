@@ -6,6 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { execa } from 'execa';
+import { build } from '../src/build/builder.ts';
+import { loadConfig } from '../src/config/config.ts';
+import { State } from '../src/state/state.ts';
+import { createStorage } from '../src/storage/index.ts';
 import { World, fastConfig, metadata } from './helpers/world.ts';
 
 describe('system image cache (fixture image)', function () {
@@ -85,5 +89,30 @@ describe('system image cache (fixture image)', function () {
     expect(result.lines.filter(Boolean).pop()).to.equal(
       '!     system error: bootstrap command failed: `echo cannot reach the mirror >&2; exit 4` exited with status 4',
     );
+  });
+
+  it('two builds that need the same missing image make it once: the second waits and reuses it', async () => {
+    for (const name of ['first', 'second']) {
+      const app = await world.app(name);
+      await app.commit({ '.upaas.yml': metadata({ interpreter: { type: 'static' } }) });
+    }
+    const config = loadConfig(world.configFile);
+    const state = State.open(config.paths.state);
+    try {
+      const services = { config, state, storage: createStorage(config) };
+      const logs: Record<string, string[]> = { first: [], second: [] };
+      const outcomes = await Promise.all(
+        ['first', 'second'].map((app) => build(services, { app, onLine: (line) => logs[app]?.push(line) })),
+      );
+      for (const outcome of outcomes) expect(outcome.ok).to.equal(true);
+      const made = Object.values(logs).filter((lines) => lines.some((l) => l.includes('Building the system image')));
+      const waited = Object.values(logs).filter((lines) => lines.some((l) => l.includes('Waiting for the system image')));
+      expect(made, 'one build makes the image').to.have.length(1);
+      expect(waited, 'the other waits for it').to.have.length(1);
+      expect(waited[0]?.some((l) => l.startsWith('-----> Unpacking system image'))).to.equal(true);
+      expect(readdirSync(join(storage, 'images')).filter((f) => f.endsWith('.tar.zst'))).to.have.length(1);
+    } finally {
+      state.close();
+    }
   });
 });

@@ -42,13 +42,18 @@ export class LocalStorage implements StorageHandler {
       const finalKey = checkKey(typeof key === 'string' ? key : key(sha256));
       const target = this.path(finalKey);
       await mkdir(dirname(target), { recursive: true });
-      await writeFile(`${target}${SIDECAR}`, `${sha256}\n`);
+      // Both files appear by rename, so neither is ever seen half-written. A
+      // reader between the two renames of a replaced object sees a checksum
+      // mismatch, which it treats like corruption.
+      await writeFile(`${temp}${SIDECAR}`, `${sha256}\n`);
       await rename(temp, target);
+      await rename(`${temp}${SIDECAR}`, `${target}${SIDECAR}`);
       return { key: finalKey, bytes, sha256, modifiedAt: new Date() };
     } catch (error) {
       throw new StorageError(`local storage: writing failed: ${(error as Error).message}`, { cause: error });
     } finally {
       await rm(temp, { force: true });
+      await rm(`${temp}${SIDECAR}`, { force: true });
     }
   }
 

@@ -7,14 +7,16 @@
 import { createHash } from 'node:crypto';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { EXTENSION, compressionOf, packTree, unpackTree } from '../../archive/tar.ts';
+import { EXTENSION, compressionOf, unpackTree } from '../../archive/tar.ts';
 import type { Config } from '../../config/config.ts';
+import type { StoredObject } from '../../storage/handler.ts';
 import { describeEnd } from '../../process/run.ts';
 import { runInSandbox, runIsolatedOnHost } from '../../sandbox/sandbox.ts';
 import { type BuildContext, actionEnv, runCommands } from '../context.ts';
 import { systemError } from '../errors.ts';
 import { formatBytes } from '../log.ts';
 import { parseOsRelease } from '../plan.ts';
+import { storeTree } from './archive.ts';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -65,22 +67,44 @@ export async function prepareBase(ctx: BuildContext): Promise<void> {
   }
 }
 
+/** Image builds in this process, by key: a build that needs an image another is making waits for it. */
+const imageBuilds = new Map<string, Promise<unknown>>();
+
 async function unpackImage(ctx: BuildContext): Promise<void> {
   const key = imageKey(ctx);
-  const cached = await ctx.storage.stat(key);
-  const maxAge = ctx.config.bootstrap.maxage;
-  const expired = cached !== null && maxAge > 0 && Date.now() - cached.modifiedAt.getTime() > maxAge * DAY_MS;
-  if (cached && !expired) {
-    ctx.log.step(`Unpacking system image (${formatBytes(cached.bytes)}, built ${cached.modifiedAt.toISOString()})`);
-    const problem = await tryUnpack(ctx, key);
-    if (problem === null) return;
-    ctx.log.output(`the cached image is broken (${problem}); rebuilding it`);
-    await rm(ctx.root, { recursive: true, force: true });
-    await mkdir(ctx.root);
-  } else if (expired) {
-    ctx.log.step(`System image is older than ${maxAge} days; rebuilding it`);
+  const seen = await ctx.storage.stat(key);
+  if (isFresh(ctx, seen) && (await unpackCached(ctx, key, seen))) return;
+  // Missing, expired or broken: (re)build it, one build per key at a time.
+  while (imageBuilds.has(key)) {
+    ctx.log.step('Waiting for the system image another build is making');
+    await imageBuilds.get(key)?.catch(() => undefined);
   }
-  await buildImage(ctx, key);
+  const now = await ctx.storage.stat(key);
+  if (now && seen?.sha256 !== now.sha256 && isFresh(ctx, now) && (await unpackCached(ctx, key, now))) return;
+  if (now && !isFresh(ctx, now)) ctx.log.step(`System image is older than ${ctx.config.bootstrap.maxage} days; rebuilding it`);
+  const building = buildImage(ctx, key);
+  imageBuilds.set(key, building);
+  try {
+    await building;
+  } finally {
+    imageBuilds.delete(key);
+  }
+}
+
+function isFresh(ctx: BuildContext, cached: StoredObject | null): cached is StoredObject {
+  const maxAge = ctx.config.bootstrap.maxage;
+  return cached !== null && !(maxAge > 0 && Date.now() - cached.modifiedAt.getTime() > maxAge * DAY_MS);
+}
+
+/** Unpacks a cached image into the build's root; false (root emptied again) when it turns out broken. */
+async function unpackCached(ctx: BuildContext, key: string, cached: StoredObject): Promise<boolean> {
+  ctx.log.step(`Unpacking system image (${formatBytes(cached.bytes)}, built ${cached.modifiedAt.toISOString()})`);
+  const problem = await tryUnpack(ctx, key);
+  if (problem === null) return true;
+  ctx.log.output(`the cached image is broken (${problem}); rebuilding it`);
+  await rm(ctx.root, { recursive: true, force: true });
+  await mkdir(ctx.root);
+  return false;
 }
 
 /** Unpacks the cached image and checks it runs /bin/true; returns what is wrong, or null. */
@@ -127,13 +151,7 @@ async function buildImage(ctx: BuildContext, key: string): Promise<void> {
     await runCommands(imageCtx, 'system', 'finalize action', ctx.plan.actions.finalize, { env });
   }
   ctx.log.step('Storing the system image');
-  const { stream, done } = packTree(imageRoot, ctx.config.builder.compression, ctx.config.builder.level);
-  let stored;
-  try {
-    [stored] = await Promise.all([ctx.storage.put(key, stream), done]);
-  } catch (error) {
-    throw systemError(`cannot store the system image: ${(error as Error).message}`, { cause: error });
-  }
+  const stored = await storeTree(ctx, imageRoot, key, 'the system image');
   ctx.log.output(`stored ${key} (${formatBytes(stored.bytes)})`);
   await rm(ctx.root, { recursive: true, force: true });
   await rename(imageRoot, ctx.root);
