@@ -266,6 +266,20 @@ describe('upaas build (fixture image)', function () {
       await expectUnchanged();
     });
 
+    it('OS packages with no readable /etc/os-release in the current package are a user error; --fresh mends it', async () => {
+      await app.commit({ '.upaas.yml': metadata({ ...STATIC, actions: { setup: { after: 'rm /etc/os-release' } } }) });
+      expect((await world.cli('build', name)).exitCode).to.equal(0);
+      await app.commit({ '.upaas.yml': metadata({ ...STATIC, os: { debian: { packages: ['fixture-tool'] } } }) });
+      const result = await world.cli('build', name);
+      expect(result.exitCode, result.stdout).to.equal(1);
+      expect(result.lines.filter(Boolean).pop()).to.equal(
+        '!     user error: cannot tell which OS packages to install: /etc/os-release cannot be read in the current package (a fresh build, -o fresh, starts from the system image again)',
+      );
+      const fresh = await world.cli('build', name, '--fresh');
+      expect(fresh.exitCode, fresh.stdout).to.equal(0);
+      expect(fresh.stdout).to.include('Installing OS packages: fixture-tool');
+    });
+
     it('an OS package that does not exist is a user error', async () => {
       const result = await failWith({ '.upaas.yml': metadata({ ...STATIC, os: { debian: { packages: ['no-such-package'] } } }) });
       expect(result.exitCode).to.equal(1);

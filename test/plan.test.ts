@@ -63,6 +63,16 @@ describe('build plan', () => {
     expect(plan.actions.interpreter).to.deep.equal(['any-interp']);
   });
 
+  it('builds fresh when the admin no longer offers the interpreter version of the current package', () => {
+    const accepting = meta({ interpreter: { type: 'python', versions: ['3'] } });
+    expect(chooseInterpreter(config, accepting, { type: 'python', version: '3.8' })).to.deep.equal({
+      interpreter: { type: 'python', version: '3.12' },
+      mustBeFresh: 'the interpreter changes from python 3.8 to python 3.12 (python 3.8 is no longer offered by this server)',
+    });
+    const anyOnly = meta({ interpreter: { type: 'static' } });
+    expect(chooseInterpreter(config, anyOnly, { type: 'static', version: 'any' }).mustBeFresh).to.equal(null);
+  });
+
   it('keeps the current interpreter while the metadata accepts it, else asks for a fresh build', () => {
     const accepting = meta({ interpreter: { type: 'python', versions: ['3'] } });
     expect(chooseInterpreter(config, accepting, { type: 'python', version: '3.9' })).to.deep.equal({

@@ -87,11 +87,12 @@ export function chooseInterpreter(
     );
   }
   const requested = override ? [override] : versions;
-  if (current && !override && current.type === type) {
+  const offered = offeredVersions(config, type);
+  const stillOffered = current !== null && current.type === type && offered.includes(current.version);
+  if (current && !override && stillOffered) {
     const stillAccepted = current.version === 'any' || versions.length === 0 || versions.some((v) => versionMatches(v, current.version));
     if (stillAccepted) return { interpreter: current, mustBeFresh: null };
   }
-  const offered = offeredVersions(config, type);
   const version = offered.length === 1 && offered[0] === 'any' ? 'any' : selectVersion(offered, requested);
   if (version === null) {
     throw userError(
@@ -101,7 +102,8 @@ export function chooseInterpreter(
   const interpreter = { type, version };
   let mustBeFresh: string | null = null;
   if (current && (current.type !== type || current.version !== version)) {
-    mustBeFresh = `the interpreter changes from ${current.type} ${current.version} to ${type} ${version}`;
+    const dropped = current.type === type && !stillOffered ? ` (${current.type} ${current.version} is no longer offered by this server)` : '';
+    mustBeFresh = `the interpreter changes from ${current.type} ${current.version} to ${type} ${version}${dropped}`;
   }
   return { interpreter, mustBeFresh };
 }

@@ -4,13 +4,21 @@
  * admin's install command. A package that cannot be installed is a user error.
  */
 import type { BuildContext } from '../context.ts';
+import { systemError, userError } from '../errors.ts';
 import { appPackages } from '../plan.ts';
 import { installPackage } from './image.ts';
 
 export async function installAppPackages(ctx: BuildContext): Promise<void> {
-  const os = ctx.os ?? { id: '', versionId: '', codename: '' };
-  const names = appPackages(ctx.metadata, os);
   const asked = Object.keys(ctx.metadata.os);
+  if (ctx.os === null) {
+    if (asked.length === 0) return;
+    const problem = 'cannot tell which OS packages to install: /etc/os-release cannot be read in the';
+    // The system image is the admin's; the current package is what the app's builds made of it.
+    if (ctx.fresh) throw systemError(`${problem} system image`);
+    throw userError(`${problem} current package (a fresh build, -o fresh, starts from the system image again)`);
+  }
+  const { os } = ctx;
+  const names = appPackages(ctx.metadata, os);
   if (names.length === 0) {
     if (asked.length > 0 && !asked.includes(os.id)) {
       ctx.log.step(`No OS packages for ${os.id || 'this system'} ${os.versionId} (metadata lists: ${asked.join(', ')})`);

@@ -178,5 +178,5 @@ async function readOsRelease(ctx: BuildContext) {
     signal: ctx.signal,
     onLine: (line) => lines.push(line),
   });
-  return parseOsRelease(result.ok ? lines.join('\n') : '');
+  return result.ok ? parseOsRelease(lines.join('\n')) : null;
 }
