@@ -5,6 +5,7 @@
  */
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { type Config, loadConfig } from '../config/config.ts';
+import type { BuildQueue } from '../server/queue.ts';
 import { State } from '../state/state.ts';
 import type { User } from '../state/users.ts';
 
@@ -26,6 +27,8 @@ export type Access = 'user' | 'admin' | 'repo:read' | 'repo:write';
 export interface Services {
   config: Config;
   state: State;
+  /** The server's build queue; absent when a command runs locally, outside the server. */
+  queue?: BuildQueue;
 }
 
 export interface Invocation {

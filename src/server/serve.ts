@@ -45,7 +45,7 @@ export async function startServer(config: Config, state: State): Promise<Running
   const queue = new BuildQueue((request) => build({ config, state, storage }, request), config.builder.workers);
   const hookSocket = join(config.paths.state, 'hook.sock');
   const hooks: NetServer = await startHookSocket(hookSocket, config.paths.repos, config.apps.branch, queue);
-  const transport = { services: { config, state }, host: config.server.host, hookSocket, bin: BIN, log };
+  const transport = { services: { config, state, queue }, host: config.server.host, hookSocket, bin: BIN, log };
   const ssh = await startSsh({ ...transport, port: config.server.ssh.port });
   const http = await startHttp({ ...transport, port: config.server.http.port });
   const portOf = (address: ReturnType<typeof http.address>, fallback: number) =>

@@ -1,5 +1,5 @@
 /** `upaas build APP [--fresh] [--rev REV] [--interpreter VERSION]`: builds a package and streams its log. */
-import { build } from '../../build/builder.ts';
+import { type BuildOutcome, build } from '../../build/builder.ts';
 import { exitCodeFor } from '../../build/errors.ts';
 import { repoNameFrom } from '../../git/repos.ts';
 import { createStorage } from '../../storage/index.ts';
@@ -20,19 +20,18 @@ export const buildCommand: Command = {
     if (values.interpreter !== undefined && !/^[0-9]+(\.[0-9]+)*$/.test(values.interpreter)) {
       throw new UsageError(`--interpreter: expected a version like 3.11, got ${JSON.stringify(values.interpreter)}`);
     }
-    const { config, state } = services();
-    const outcome = await build(
-      { config, state, storage: createStorage(config) },
-      {
-        app,
-        revision: values.rev,
-        fresh: values.fresh,
-        interpreterVersion: values.interpreter,
-        requestedBy: user.name,
-        onLine: (line) => io.out(`${line}\n`),
-        signal: io.signal,
-      },
-    );
+    const { config, state, queue } = services();
+    const request = { app, revision: values.rev, fresh: Boolean(values.fresh), interpreterVersion: values.interpreter, requestedBy: user.name };
+    const onLine = (line: string) => io.out(`${line}\n`);
+    let outcome: BuildOutcome | null;
+    if (queue) {
+      // In the server, a build waits its turn like a push (and coalesces with
+      // waiting pushes); it goes on if the caller goes away.
+      outcome = await new Promise((resolve) => queue.request(request, { line: onLine, done: resolve }));
+      if (outcome === null) return 2;
+    } else {
+      outcome = await build({ config, state, storage: createStorage(config) }, { ...request, onLine, signal: io.signal });
+    }
     return outcome.ok ? 0 : exitCodeFor(outcome.error.kind);
   },
 };
