@@ -73,7 +73,7 @@ export async function build(services: Services, request: BuildRequest): Promise<
   }
   const record = state.builds.start(request.app, { fresh: Boolean(request.fresh), requestedBy: request.requestedBy });
   request.onStart?.(record.id);
-  const log = new BuildLog(sink, join(config.paths.state, 'logs', request.app, `${record.id}.log`));
+  const log = new BuildLog(sink, join(config.paths.state, 'logs', request.app, `${record.id}.log`), config.builder.logsize * 1024 * 1024);
   log.step(`Build ${record.id} of ${request.app}${request.fresh ? ' (fresh)' : ''}`);
   try {
     const pkg = await runBuild(services, request, repo, record.id, log, stats);

@@ -6,6 +6,7 @@
  */
 import { execa } from 'execa';
 import { killTree } from './kill.ts';
+import { LineSplitter } from './lines.ts';
 
 export interface RunOptions {
   /** Environment of the command; replaces the inherited one when `cleanEnv` is set. */
@@ -43,8 +44,18 @@ export async function run(file: string, args: readonly string[], options: RunOpt
     if (tail.length > TAIL_LINES) tail.shift();
     options.onLine?.(line);
   };
-  const tap = function* (line: unknown) {
-    onLine(String(line));
+  // Own line splitting on raw bytes: execa's would hold a newline-less flood in memory.
+  const tap = () => {
+    const lines = new LineSplitter(onLine);
+    return {
+      *transform(chunk: unknown) {
+        lines.push(chunk as Uint8Array);
+      },
+      *final() {
+        lines.flush();
+      },
+      binary: true,
+    } as const;
   };
   const child = execa(file, args, {
     env: options.env ?? {},
@@ -52,8 +63,8 @@ export async function run(file: string, args: readonly string[], options: RunOpt
     cwd: options.cwd,
     stdin: options.input === undefined ? 'ignore' : 'pipe',
     input: options.input,
-    stdout: tap,
-    stderr: tap,
+    stdout: tap(),
+    stderr: tap(),
     buffer: false,
     reject: false,
     detached: true,
