@@ -1,10 +1,13 @@
 /** State: migrations, one live build per app, builds left by dead processes. */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { execa } from 'execa';
+import { sweepInterrupted } from '../src/build/sweep.ts';
+import { parseConfig } from '../src/config/config.ts';
 import { BusyError } from '../src/state/builds.ts';
+import { processIdentity } from '../src/state/process-identity.ts';
 import { State } from '../src/state/state.ts';
 
 describe('state', () => {
@@ -17,8 +20,30 @@ describe('state', () => {
   it('migrates once and reopens', () => {
     State.open(dir).close();
     const state = State.open(dir);
-    expect(state.db.pragma('user_version', { simple: true })).to.equal(2);
+    expect(state.db.pragma('user_version', { simple: true })).to.equal(3);
     state.close();
+  });
+
+  it('a build whose PID now belongs to another process is not alive; the server start sweeps it and its temp folder', async () => {
+    const state = State.open(dir);
+    try {
+      const reused = state.builds.start('app', { fresh: false });
+      // Same PID (this live process), another start time: what a crash and PID reuse look like.
+      state.db.prepare('UPDATE builds SET owner = ? WHERE id = ?').run(`${processIdentity(process.pid)}0`, reused.id);
+      const running = state.builds.start('other', { fresh: false });
+      const config = parseConfig({ paths: { workdir: join(dir, 'work'), state: dir, repos: join(dir, 'repos') } }, null);
+      for (const id of [reused.id, running.id]) mkdirSync(join(dir, 'work', `app-${id}-abc123`, 'root'), { recursive: true });
+      mkdirSync(join(dir, 'work', 'not-a-build'));
+      const lines: string[] = [];
+      await sweepInterrupted(config, state, (line) => lines.push(line));
+      expect(state.builds.get('app', reused.id)).to.include({ status: 'failed', errorKind: 'system' });
+      expect(state.builds.get('other', running.id)?.status, 'a live build is left alone').to.equal('running');
+      expect(readdirSync(join(dir, 'work')).sort()).to.deep.equal([`app-${running.id}-abc123`, 'not-a-build']);
+      expect(lines).to.have.length(2);
+      expect(state.builds.start('app', { fresh: false }).status).to.equal('running');
+    } finally {
+      state.close();
+    }
   });
 
   it('refuses a second live build of an app, and fails builds whose process is gone', async () => {
@@ -32,7 +57,7 @@ describe('state', () => {
       expect(state.builds.get('app', orphan.id)).to.include({
         status: 'failed',
         errorKind: 'system',
-        errorMessage: 'the build was interrupted (its process is gone)',
+        errorMessage: 'the build was interrupted (its process is gone: the server or the build command stopped or crashed)',
       });
       expect(live).to.include({ status: 'running', fresh: true, pid: process.pid });
       expect(() => state.builds.start('app', { fresh: false })).to.throw(BusyError, `build ${live.id} of app is running`);

@@ -8,6 +8,7 @@ import type { Server as NetServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from '../build/builder.ts';
+import { sweepInterrupted } from '../build/sweep.ts';
 import type { Config } from '../config/config.ts';
 import type { State } from '../state/state.ts';
 import { createStorage } from '../storage/index.ts';
@@ -41,6 +42,7 @@ export function ensureAdmins(config: Config, state: State): void {
 
 export async function startServer(config: Config, state: State): Promise<RunningServer> {
   ensureAdmins(config, state);
+  await sweepInterrupted(config, state, log);
   const storage = createStorage(config);
   const queue = new BuildQueue((request) => build({ config, state, storage }, request), config.builder.workers);
   const hookSocket = join(config.paths.state, 'hook.sock');

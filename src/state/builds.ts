@@ -1,6 +1,7 @@
 /** Build records: one row per build attempt, with status, error and full log. */
 import type { ErrorKind } from '../build/errors.ts';
 import type { Db } from './db.ts';
+import { processIdentity, stillRunning } from './process-identity.ts';
 
 export interface BuildRecord {
   id: number;
@@ -56,15 +57,20 @@ export class BusyError extends Error {
   }
 }
 
-function alive(pid: number | null): boolean {
-  if (pid === null) return false;
+/** Whether the process that recorded a running build still runs (not just its PID). */
+function alive(row: { pid: number | null; owner: string | null }): boolean {
+  if (row.owner !== null) return stillRunning(row.owner);
+  // Rows from before migration 3: the PID alone.
+  if (row.pid === null) return false;
   try {
-    process.kill(pid, 0);
+    process.kill(row.pid, 0);
     return true;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
+
+const INTERRUPTED = 'the build was interrupted (its process is gone: the server or the build command stopped or crashed)';
 
 export class Builds {
   constructor(private readonly db: Db) {}
@@ -80,24 +86,46 @@ export class Builds {
       .transaction(() => {
         this.db.prepare('INSERT OR IGNORE INTO apps (name, created_at) VALUES (?, ?)').run(app, now);
         const running = this.db
-          .prepare(`SELECT ${COLUMNS} FROM builds WHERE app = ? AND status = 'running'`)
-          .all(app) as BuildRow[];
+          .prepare(`SELECT ${COLUMNS}, owner FROM builds WHERE app = ? AND status = 'running'`)
+          .all(app) as (BuildRow & { owner: string | null })[];
         for (const row of running) {
-          if (alive(row.pid)) throw new BusyError(toRecord(row));
-          this.finish(row.id, {
-            status: 'failed',
-            errorKind: 'system',
-            errorMessage: 'the build was interrupted (its process is gone)',
-          });
+          if (alive(row)) throw new BusyError(toRecord(row));
+          this.finish(row.id, { status: 'failed', errorKind: 'system', errorMessage: INTERRUPTED });
         }
+        const pid = options.pid ?? process.pid;
         const info = this.db
           .prepare(
-            'INSERT INTO builds (app, status, fresh, requested_by, pid, started_at) VALUES (?, ?, ?, ?, ?, ?)',
+            'INSERT INTO builds (app, status, fresh, requested_by, pid, owner, started_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
           )
-          .run(app, 'running', options.fresh ? 1 : 0, options.requestedBy ?? null, options.pid ?? process.pid, now);
+          .run(app, 'running', options.fresh ? 1 : 0, options.requestedBy ?? null, pid, processIdentity(pid), now);
         return this.get(app, Number(info.lastInsertRowid)) as BuildRecord;
       })
       .immediate();
+  }
+
+  /**
+   * Marks every build left "running" by a process that is gone as failed
+   * (system error) and returns them; the live ones are untouched.
+   */
+  reapStale(): BuildRecord[] {
+    return this.db
+      .transaction(() => {
+        const running = this.db
+          .prepare(`SELECT ${COLUMNS}, owner FROM builds WHERE status = 'running'`)
+          .all() as (BuildRow & { owner: string | null })[];
+        const stale = running.filter((row) => !alive(row));
+        for (const row of stale) this.finish(row.id, { status: 'failed', errorKind: 'system', errorMessage: INTERRUPTED });
+        return stale.map(toRecord);
+      })
+      .immediate();
+  }
+
+  /** The ids of builds recorded as running whose process still runs. */
+  liveIds(): Set<number> {
+    const running = this.db
+      .prepare(`SELECT ${COLUMNS}, owner FROM builds WHERE status = 'running'`)
+      .all() as (BuildRow & { owner: string | null })[];
+    return new Set(running.filter((row) => alive(row)).map((row) => row.id));
   }
 
   update(id: number, fields: { revision?: string; fresh?: boolean }): void {

@@ -79,6 +79,8 @@ const MIGRATIONS: string[] = [
      level TEXT NOT NULL CHECK (level IN ('read', 'write')),
      PRIMARY KEY (repo, user)
    );`,
+  // 3: who runs a build, robust to PID reuse (see process-identity.ts).
+  `ALTER TABLE builds ADD COLUMN owner TEXT;`,
 ];
 
 export function openDb(stateDir: string): Db {
