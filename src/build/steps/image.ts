@@ -75,20 +75,26 @@ async function unpackImage(ctx: BuildContext): Promise<void> {
   const seen = await ctx.storage.stat(key);
   if (isFresh(ctx, seen) && (await unpackCached(ctx, key, seen))) return;
   // Missing, expired or broken: (re)build it, one build per key at a time.
-  while (imageBuilds.has(key)) {
+  for (let pending = imageBuilds.get(key); pending; pending = imageBuilds.get(key)) {
     ctx.log.step('Waiting for the system image another build is making');
-    await imageBuilds.get(key)?.catch(() => undefined);
+    await pending.catch(() => undefined);
   }
-  const now = await ctx.storage.stat(key);
-  if (now && seen?.sha256 !== now.sha256 && isFresh(ctx, now) && (await unpackCached(ctx, key, now))) return;
-  if (now && !isFresh(ctx, now)) ctx.log.step(`System image is older than ${ctx.config.bootstrap.maxage} days; rebuilding it`);
-  const building = buildImage(ctx, key);
-  imageBuilds.set(key, building);
+  // No await between the check above and taking the key: another build must see it taken.
+  const job = reuseOrBuild(ctx, key, seen);
+  imageBuilds.set(key, job);
   try {
-    await building;
+    await job;
   } finally {
     imageBuilds.delete(key);
   }
+}
+
+/** With the key taken: uses the image another build just made, or builds it. */
+async function reuseOrBuild(ctx: BuildContext, key: string, seen: StoredObject | null): Promise<void> {
+  const now = await ctx.storage.stat(key);
+  if (now && seen?.sha256 !== now.sha256 && isFresh(ctx, now) && (await unpackCached(ctx, key, now))) return;
+  if (now && !isFresh(ctx, now)) ctx.log.step(`System image is older than ${ctx.config.bootstrap.maxage} days; rebuilding it`);
+  await buildImage(ctx, key);
 }
 
 function isFresh(ctx: BuildContext, cached: StoredObject | null): cached is StoredObject {
