@@ -1,7 +1,7 @@
 /**
  * The one git service runner: both transports hand an authenticated,
  * authorised request for a resolved repo to these functions. Argument arrays
- * only; the environment tells the post-receive shim how to reach the server.
+ * only; for receive-pack, the environment names the push's hook session.
  */
 import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { execa } from 'execa';
@@ -18,25 +18,41 @@ export const GIT_SERVICES: Record<GitService, 'read' | 'write'> = {
 
 export const isGitService = (name: string): name is GitService => Object.hasOwn(GIT_SERVICES, name);
 
+/** A push's private line to the post-receive shim (see server/hook-session.ts). */
+export interface HookSession {
+  /** Handed to the shim as UPAAS_HOOK_DIR. */
+  dir: string;
+  close: () => Promise<void>;
+}
+
+export interface HookSessions {
+  open(app: string, pusher: string): Promise<HookSession>;
+}
+
 export interface ServiceContext {
-  /** The server's hook socket and entry point, for the post-receive shim. */
-  hookSocket: string;
-  bin: string;
+  /** The repo's app name and who is pushing or fetching. */
+  app: string;
   pusher: string;
+  /** Opens the line to the post-receive shim for each receive-pack. */
+  hooks: HookSessions;
   /** The client's GIT_PROTOCOL (e.g. "version=2"), passed on when well-formed. */
   protocol?: string;
 }
 
-export function serviceEnv(context: ServiceContext): Record<string, string> {
+function serviceEnv(context: ServiceContext, session: HookSession | null): Record<string, string> {
   const env: Record<string, string> = {
     GIT_CONFIG_NOSYSTEM: '1',
     GIT_CONFIG_GLOBAL: '/dev/null',
-    UPAAS_HOOK_SOCKET: context.hookSocket,
-    UPAAS_BIN: context.bin,
-    UPAAS_PUSHER: context.pusher,
   };
+  if (session) env.UPAAS_HOOK_DIR = session.dir;
   if (context.protocol && /^[a-z0-9=:.,-]+$/i.test(context.protocol)) env.GIT_PROTOCOL = context.protocol;
   return env;
+}
+
+/** For receive-pack: the hooks in place and a session for the shim. */
+async function prepareReceive(repo: string, context: ServiceContext): Promise<HookSession> {
+  await installHooks(repo);
+  return context.hooks.open(context.app, context.pusher);
 }
 
 /** Runs `git <service> <repo>` over the given streams; resolves with its exit code. */
@@ -47,21 +63,25 @@ export async function runGitService(
   context: ServiceContext,
   signal?: AbortSignal,
 ): Promise<number> {
-  if (service === 'git-receive-pack') await installHooks(repo);
-  const child = execa('git', [service.slice('git-'.length), repo], {
-    env: serviceEnv(context),
-    stdin: 'pipe',
-    buffer: false,
-    reject: false,
-    cancelSignal: signal,
-  });
-  streams.stdin.pipe(child.stdin);
-  child.stdin.on('error', () => undefined);
-  child.stdout.pipe(streams.stdout, { end: false });
-  child.stderr.pipe(streams.stderr, { end: false });
-  const result = await child;
-  streams.stdin.unpipe(child.stdin);
-  return result.exitCode ?? 128;
+  const session = service === 'git-receive-pack' ? await prepareReceive(repo, context) : null;
+  try {
+    const child = execa('git', [service.slice('git-'.length), repo], {
+      env: serviceEnv(context, session),
+      stdin: 'pipe',
+      buffer: false,
+      reject: false,
+      cancelSignal: signal,
+    });
+    streams.stdin.pipe(child.stdin);
+    child.stdin.on('error', () => undefined);
+    child.stdout.pipe(streams.stdout, { end: false });
+    child.stderr.pipe(streams.stderr, { end: false });
+    const result = await child;
+    streams.stdin.unpipe(child.stdin);
+    return result.exitCode ?? 128;
+  } finally {
+    await session?.close();
+  }
 }
 
 export interface CgiRequest {
@@ -93,9 +113,11 @@ export async function runHttpBackend(
   context: ServiceContext,
   signal?: AbortSignal,
 ): Promise<CgiResponse> {
-  if (request.pathInfo.endsWith('/git-receive-pack') || request.query.includes('service=git-receive-pack')) await installHooks(repo);
+  // Only the POST runs receive-pack (and its hook); info/refs just advertises.
+  const receives = request.method === 'POST' && request.pathInfo.endsWith('/git-receive-pack');
+  const session = receives ? await prepareReceive(repo, context) : null;
   const env: Record<string, string> = {
-    ...serviceEnv(context),
+    ...serviceEnv(context, session),
     GIT_PROJECT_ROOT: reposDir,
     GIT_HTTP_EXPORT_ALL: '1',
     PATH_INFO: request.pathInfo,
@@ -110,7 +132,10 @@ export async function runHttpBackend(
   request.body.pipe(child.stdin);
   child.stdin.on('error', () => undefined);
   child.stderr.resume();
-  const done = child.then((result) => result.exitCode ?? 128);
+  const done = child.then(async (result) => {
+    await session?.close();
+    return result.exitCode ?? 128;
+  });
   const { headers, rest } = await readCgiHeaders(child.stdout);
   let status = 200;
   const out: [string, string][] = [];

@@ -4,9 +4,20 @@
  * others are named in a warning and ignored).
  */
 import { STEP } from '../build/log.ts';
-import type { HookRequest } from '../hook/post-receive.js';
 
 const ZERO = /^0+$/;
+
+export interface RefUpdate {
+  old: string;
+  new: string;
+  ref: string;
+}
+
+/** What the post-receive hook reports of a push. */
+export interface HookRequest {
+  updates: RefUpdate[];
+  options: string[];
+}
 
 export interface PushPlan {
   notes: string[];

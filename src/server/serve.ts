@@ -4,9 +4,8 @@
  * and on SIGTERM/SIGINT stops taking work, lets running builds finish within
  * builder.grace seconds, and exits.
  */
-import type { Server as NetServer } from 'node:net';
+import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { build } from '../build/builder.ts';
 import { sweepInterrupted } from '../build/sweep.ts';
 import type { Config } from '../config/config.ts';
@@ -15,10 +14,8 @@ import { createStorage } from '../storage/index.ts';
 import { parsePublicKey } from '../users/public-key.ts';
 import { startHttp } from '../transports/http.ts';
 import { startSsh } from '../transports/ssh.ts';
-import { startHookSocket } from './hook-socket.ts';
+import { HookSessionFactory } from './hook-session.ts';
 import { BuildQueue } from './queue.ts';
-
-export const BIN = fileURLToPath(new URL('../../bin/upaas.js', import.meta.url));
 
 export interface RunningServer {
   sshPort: number;
@@ -45,9 +42,11 @@ export async function startServer(config: Config, state: State): Promise<Running
   await sweepInterrupted(config, state, log);
   const storage = createStorage(config);
   const queue = new BuildQueue((request) => build({ config, state, storage }, request), config.builder.workers);
-  const hookSocket = join(config.paths.state, 'hook.sock');
-  const hooks: NetServer = await startHookSocket(hookSocket, config.paths.repos, config.apps.branch, queue);
-  const transport = { services: { config, state, queue }, host: config.server.host, hookSocket, bin: BIN, log };
+  const hookDir = join(config.paths.state, 'hooks');
+  await rm(hookDir, { recursive: true, force: true });
+  await mkdir(hookDir, { recursive: true, mode: 0o700 });
+  const hooks = new HookSessionFactory(hookDir, config.apps.branch, queue);
+  const transport = { services: { config, state, queue }, host: config.server.host, hooks, log };
   const ssh = await startSsh({ ...transport, port: config.server.ssh.port });
   const http = await startHttp({ ...transport, port: config.server.http.port });
   const portOf = (address: ReturnType<typeof http.address>, fallback: number) =>
@@ -71,7 +70,6 @@ export async function startServer(config: Config, state: State): Promise<Running
         http.close();
         http.closeIdleConnections();
         await queue.stop(config.builder.grace);
-        await new Promise<void>((resolve) => hooks.close(() => resolve()));
       })();
       return stopping;
     },

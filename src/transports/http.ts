@@ -112,7 +112,7 @@ async function handle(request: IncomingMessage, response: ServerResponse, option
       remoteUser: user.name,
       body: request,
     },
-    { hookSocket: options.hookSocket, bin: options.bin, pusher: user.name, protocol: typeof protocol === 'string' ? protocol : undefined },
+    { app: route.app, pusher: user.name, hooks: options.hooks, protocol: typeof protocol === 'string' ? protocol : undefined },
     controller.signal,
   );
   response.writeHead(cgi.status, Object.fromEntries(cgi.headers));

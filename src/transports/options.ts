@@ -1,12 +1,12 @@
 /** What every transport gets from the server. */
 import type { Services } from '../cli/command.ts';
+import type { HookSessions } from '../git/service.ts';
 
 export interface TransportOptions {
   services: Services;
   host: string;
   port: number;
-  /** The hook socket and entry point handed to git through the git service runner. */
-  hookSocket: string;
-  bin: string;
+  /** Opens each push's line to the post-receive shim (through the git service runner). */
+  hooks: HookSessions;
   log: (line: string) => void;
 }

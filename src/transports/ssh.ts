@@ -45,6 +45,10 @@ export async function startSsh(options: SshOptions): Promise<ssh2.Server> {
   const { services, log } = options;
   const server = new ssh2.Server({ hostKeys: [await hostKey(services.config.paths.state)] }, (client) => {
     let user: User | null = null;
+    // Build lines are small writes: without this, Nagle's algorithm holds each
+    // one back until the client's delayed ACK (about 40 ms per line).
+    // (ssh2's Connection has setNoDelay; its type definitions miss it.)
+    (client as unknown as { setNoDelay(on: boolean): void }).setNoDelay(true);
     client.on('error', (error) => log(`ssh: client error: ${error.message}`));
     client.on('authentication', (ctx) => {
       if (ctx.method !== 'publickey') return ctx.reject(['publickey']);
@@ -173,7 +177,7 @@ async function gitOverSsh(
     service,
     path,
     { stdin: channel, stdout: channel, stderr: channel.stderr },
-    { hookSocket: options.hookSocket, bin: options.bin, pusher: user.name, protocol },
+    { app, pusher: user.name, hooks: options.hooks, protocol },
     signal,
   );
 }
