@@ -1,7 +1,8 @@
 /**
  * Server benchmark (part of `npm run bench`), on loopback with the fixture image:
- * - push -> first "-----> " line at the client: median of 20 pushes (target
- *   <= 150 ms), against an `ssh whoami` round trip measured in the same run;
+ * - push -> first "-----> " line at the client, over SSH and over HTTP: median
+ *   of 20 pushes (target <= 150 ms), against `git ls-remote` over the same
+ *   transport (connect + ref advertisement) measured in the same run;
  * - the server's peak RSS while a 300 MB push is received and its build
  *   streams (target <= 150 MB), against its idle RSS in the same run.
  */
@@ -47,11 +48,25 @@ try {
   const git = (...args: string[]) => execa('git', args, { cwd: app.work, env });
   await timeToFirstLine(app.work, env, server.url('latency')); // warm-up: builds the fixture image
 
-  const firstLines: number[] = [];
+  // Each transport: pushes to the deploy branch, and `git ls-remote` (connect + ref
+  // advertisement, the floor any push pays) as the baseline, interleaved.
+  const token = (await world.cli('tokens', 'create', '--user', 'bench')).stdout.split('\n').pop() as string;
+  const transports = { ssh: server.url('latency'), http: server.httpUrl('latency', 'bench', token) };
+  const latency: Record<string, { firstLines: number[]; lsRemotes: number[] }> = {};
+  for (const [name, url] of Object.entries(transports)) {
+    const firstLines: number[] = [];
+    const lsRemotes: number[] = [];
+    for (let i = 0; i < PUSHES; i++) {
+      await git('commit', '-q', '--allow-empty', '-m', `push ${name} ${i}`);
+      firstLines.push(await timeToFirstLine(app.work, env, url));
+      const started = performance.now();
+      await git('ls-remote', url);
+      lsRemotes.push(performance.now() - started);
+    }
+    latency[name] = { firstLines, lsRemotes };
+  }
   const roundTrips: number[] = [];
   for (let i = 0; i < PUSHES; i++) {
-    await git('commit', '-q', '--allow-empty', '-m', `push ${i}`);
-    firstLines.push(await timeToFirstLine(app.work, env, server.url('latency')));
     const started = performance.now();
     await server.ssh(admin, ['whoami']);
     roundTrips.push(performance.now() - started);
@@ -74,12 +89,16 @@ try {
   clearInterval(sampler);
   if (push.exitCode !== 0 || !String(push.all).includes('is now current for big')) throw new Error(`big push failed:\n${String(push.all).slice(-2000)}`);
 
-  const firstLine = median(firstLines);
   const roundTrip = median(roundTrips);
   console.log(`\nupaas server benchmark (loopback, fixture image), measured in one run`);
-  console.log(`${'push -> first "-----> " line, median of ' + PUSHES}`.padEnd(52), `${firstLine.toFixed(0)} ms (target <= 150 ms)`);
-  console.log('  ssh whoami round trip, median (baseline)'.padEnd(52), `${roundTrip.toFixed(0)} ms`);
-  console.log('  ratio first line / ssh round trip'.padEnd(52), (firstLine / roundTrip).toFixed(2));
+  for (const [name, { firstLines, lsRemotes }] of Object.entries(latency)) {
+    const firstLine = median(firstLines);
+    const floor = median(lsRemotes);
+    console.log(`push -> first "-----> " line over ${name}, median of ${PUSHES}`.padEnd(52), `${firstLine.toFixed(0)} ms (target <= 150 ms)`);
+    console.log(`  git ls-remote over ${name}, median (baseline)`.padEnd(52), `${floor.toFixed(0)} ms`);
+    console.log('  ratio first line / ls-remote'.padEnd(52), (firstLine / floor).toFixed(2));
+  }
+  console.log('ssh whoami round trip, median'.padEnd(52), `${roundTrip.toFixed(0)} ms`);
   console.log(`server peak RSS, ${BIG_MB} MB push + build streaming`.padEnd(52), `${peak.toFixed(0)} MB (target <= 150 MB)`);
   console.log('  server idle RSS (baseline)'.padEnd(52), `${idle.toFixed(0)} MB`);
   console.log('  ratio peak / idle'.padEnd(52), (peak / idle).toFixed(2));

@@ -38,9 +38,10 @@ export class HookSessionFactory implements HookSessions {
 
   async open(app: string, pusher: string): Promise<HookSession> {
     const next = this.spare ?? this.makeDir();
-    this.spare = this.makeDir();
-    this.spare.catch(() => {
-      this.spare = null;
+    const spare = this.makeDir();
+    this.spare = spare;
+    spare.catch(() => {
+      if (this.spare === spare) this.spare = null;
     });
     const dir = await next;
     const flags = constants.O_RDWR | constants.O_NONBLOCK; // libuv adds O_CLOEXEC
@@ -49,7 +50,7 @@ export class HookSessionFactory implements HookSessions {
     input.on('error', () => undefined);
     output.on('error', () => undefined);
     const write = (line: string) => {
-      if (!output.destroyed) output.write(`${line}\n`);
+      if (!output.destroyed && !output.writableEnded) output.write(`${line}\n`);
     };
     const finish = () => output.end();
     let buffer = '';
