@@ -1,11 +1,11 @@
 /** The chroot sandbox: namespaces, time limits, binds, and nothing left behind. */
-import { mkdtempSync, mkdirSync, readFileSync, rmSync, symlinkSync, existsSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { execa } from 'execa';
 import { KEPT_CAPABILITIES, runInSandbox, runScriptInSandbox } from '../src/sandbox/sandbox.ts';
-import { FIXTURE_BOOTSTRAP } from './helpers/world.ts';
+import { FIXTURE_BOOTSTRAP, PROJECT } from './helpers/world.ts';
 
 describe('sandbox', function () {
   this.timeout(60_000);
@@ -107,6 +107,40 @@ describe('sandbox', function () {
     const hex = mask.toString(16).padStart(16, '0');
     expect(lines).to.deep.equal([`CapBnd:\t${hex}`, `CapEff:\t${hex}`, 'chown-ok', 'done']);
     expect(existsSync(join(data, 'planted'))).to.equal(false);
+    expect(mountsUnder(root)).to.deep.equal([]);
+  });
+
+  it("gives the command's environment to the command only, never to the host programs that set up the sandbox", async () => {
+    const trap = join(dir, 'trap');
+    mkdirSync(trap, { recursive: true });
+    const marker = join(dir, 'host-was-steered');
+    for (const tool of ['capsh', 'mount', 'unshare', 'mkdir', 'ln']) {
+      writeFileSync(join(trap, tool), `#!/bin/sh\necho "$0" >> ${marker}\nexit 1\n`, { mode: 0o755 });
+    }
+    const lines: string[] = [];
+    const result = await runInSandbox(root, ['/bin/sh', '-c', 'echo "path=$PATH"; echo "preload=$LD_PRELOAD"'], {
+      env: { PATH: `${trap}:/usr/bin:/bin`, LD_PRELOAD: '/nonexistent/evil.so' },
+      onLine: (line) => lines.push(line),
+    });
+    expect(existsSync(marker), 'a host program ran from the app-chosen PATH').to.equal(false);
+    expect(result.ok, lines.join('\n')).to.equal(true);
+    expect(lines).to.include(`path=${trap}:/usr/bin:/bin`).and.include('preload=/nonexistent/evil.so');
+  });
+
+  it('dies with the server: killing the process that started a command (even with SIGKILL) kills the command', async () => {
+    const marker = `upaas-orphan-check-${process.pid}`;
+    const script = `import { runInSandbox } from ${JSON.stringify(join(PROJECT, 'src/sandbox/sandbox.ts'))};
+      await runInSandbox(${JSON.stringify(root)}, ['sh', '-c', 'exec -a ${marker} sleep 300'], {});`;
+    const server = execa('node', ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: PROJECT, reject: false });
+    const started = Date.now();
+    while (String((await execa('pgrep', ['-f', marker], { reject: false })).stdout) === '') {
+      if (Date.now() - started > 20_000) throw new Error('the command never started');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    server.kill('SIGKILL');
+    await server;
+    await new Promise((r) => setTimeout(r, 500));
+    expect(String((await execa('pgrep', ['-f', marker], { reject: false })).stdout), 'no orphan').to.equal('');
     expect(mountsUnder(root)).to.deep.equal([]);
   });
 });

@@ -64,7 +64,10 @@ while [ "$1" = "--bind-ro" ]; do
   shift 3
 done
 [ "$1" = "--" ] && shift
-exec capsh --chroot="$root" --drop="$drop" --shell=/bin/sh -- -c 'cd -- "$1" && shift && unset OLDPWD && exec "$@"' upaas-sandbox "$wd" "$@"
+# In the chroot, with the capabilities gone: the working directory, the
+# command's environment (NAME=VALUE arguments up to a "--"), then the command.
+# The command's environment never reaches a host process.
+exec capsh --chroot="$root" --drop="$drop" --shell=/bin/sh -- -c 'cd -- "$1" && shift && unset OLDPWD && while [ "$1" != -- ]; do export "$1"; shift; done; shift; exec "$@"' upaas-sandbox "$wd" "$@"
 `;
 
 /** Where binds live inside the chroot: under /run, a tmpfs, so nothing is left in the image. */
@@ -104,6 +107,13 @@ function capabilitiesToDrop(): string {
   return dropList;
 }
 
+/**
+ * `setpriv` prefix: unshare gets SIGKILL when the server dies (even by
+ * SIGKILL), and its --kill-child takes the namespace down with it, so no build
+ * command outlives the server that timed it.
+ */
+const DIE_WITH_SERVER = ['--pdeathsig', 'KILL', '--'];
+
 export const SANDBOX_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 export interface SandboxOptions extends Omit<RunOptions, 'cwd' | 'cleanEnv'> {
@@ -113,7 +123,7 @@ export interface SandboxOptions extends Omit<RunOptions, 'cwd' | 'cleanEnv'> {
   bindsReadOnly?: { source: string; target: string }[];
 }
 
-/** Runs `argv` inside the chroot at `root`. The environment is exactly PATH plus `env`. */
+/** Runs `argv` inside the chroot at `root`. Its environment is exactly PATH plus `env`, and only it sees `env`. */
 export function runInSandbox(root: string, argv: readonly string[], options: SandboxOptions = {}): Promise<RunResult> {
   const binds: string[] = [];
   for (const bind of options.bindsReadOnly ?? []) {
@@ -137,13 +147,20 @@ export function runInSandbox(root: string, argv: readonly string[], options: San
     capabilitiesToDrop(),
     ...binds,
     '--',
+    ...Object.entries(options.env ?? {}).map(([name, value]) => {
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new Error(`sandbox: invalid environment variable name ${JSON.stringify(name)}`);
+      return `${name}=${value}`;
+    }),
+    '--',
     ...argv,
   ];
-  return run('unshare', hostArgs, {
+  return run('setpriv', [...DIE_WITH_SERVER, 'unshare', ...hostArgs], {
     ...options,
     cwd: '/',
     cleanEnv: true,
-    env: { PATH: SANDBOX_PATH, ...options.env },
+    // The host side (unshare, the setup script, mount, capsh) gets PATH and
+    // the inner script only: an app's PATH or LD_PRELOAD must not steer root on the host.
+    env: { PATH: SANDBOX_PATH },
   });
 }
 
@@ -159,8 +176,8 @@ export function runScriptInSandbox(root: string, script: string, options: Sandbo
  */
 export function runIsolatedOnHost(argv: readonly string[], options: Omit<RunOptions, 'cleanEnv'> = {}): Promise<RunResult> {
   return run(
-    'unshare',
-    ['--mount', '--pid', '--fork', '--kill-child', '--mount-proc', '--propagation', 'private', '--', ...argv],
+    'setpriv',
+    [...DIE_WITH_SERVER, 'unshare', '--mount', '--pid', '--fork', '--kill-child', '--mount-proc', '--propagation', 'private', '--', ...argv],
     { ...options, cleanEnv: true, env: { PATH: SANDBOX_PATH, ...options.env } },
   );
 }
