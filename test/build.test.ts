@@ -156,6 +156,16 @@ describe('upaas build (fixture image)', function () {
     expect(readFileSync(join(root, 'home/app/v.txt'), 'utf8')).to.equal('old\n');
   });
 
+  it('cleans up after an app that made a tree deeper than PATH_MAX', async () => {
+    // Three chains of 1,000 folders nested by mv (each command's own paths stay short): 6,000+ characters deep.
+    const deep = 'P=$(printf "d/%.0s" $(seq 1000)); for c in c1 c2 c3; do mkdir -p /var/$c/$P; done; mv /var/c3 /var/c2/$P && mv /var/c2 /var/c1/$P';
+    await app.commit({ '.upaas.yml': metadata({ ...STATIC, actions: { setup: { main: deep } } }) });
+    const result = await world.cli('build', name);
+    expect(result.exitCode, result.stdout).to.equal(0);
+    expect(result.stdout).not.to.include('warning: cannot remove');
+    // afterEach: no temp dir, mount or process is left behind
+  });
+
   describe('failures change nothing', () => {
     let good: string;
     let before: string;

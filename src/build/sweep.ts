@@ -5,10 +5,10 @@
  * mounted below them). Folders of builds that still run (a local `upaas
  * build` beside the server) are left alone.
  */
-import { readdir, rm } from 'node:fs/promises';
+import { readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from '../config/config.ts';
-import { ensureNoMountsUnder } from '../sandbox/mounts.ts';
+import { removeTree } from '../sandbox/mounts.ts';
 import type { State } from '../state/state.ts';
 
 /** A build's temp folder: APP-BUILDID-XXXXXX (mkdtemp's six characters). */
@@ -29,8 +29,27 @@ export async function sweepInterrupted(config: Config, state: State, log: (line:
     const id = BUILD_DIR.exec(entry)?.[1];
     if (id === undefined || live.has(Number(id))) continue;
     const dir = join(config.paths.workdir, entry);
-    await ensureNoMountsUnder(dir);
-    await rm(dir, { recursive: true, force: true });
-    log(`upaas: removed ${dir}, left by interrupted build ${id}`);
+    try {
+      await killProcessesIn(dir);
+      await removeTree(dir);
+      log(`upaas: removed ${dir}, left by interrupted build ${id}`);
+    } catch (error) {
+      // One folder that will not go must not keep the server from starting.
+      log(`upaas: could not remove ${dir}: ${(error as Error).message}`);
+    }
+  }
+}
+
+/** SIGKILLs every process whose root or working directory is inside `dir` (a command that outlived its build). */
+async function killProcessesIn(dir: string): Promise<void> {
+  const inside = (path: string) => path === dir || path.startsWith(`${dir}/`);
+  for (const pid of await readdir('/proc')) {
+    if (!/^[0-9]+$/.test(pid)) continue;
+    try {
+      const [root, cwd] = await Promise.all([readlink(`/proc/${pid}/root`), readlink(`/proc/${pid}/cwd`)]);
+      if (inside(root) || inside(cwd)) process.kill(Number(pid), 'SIGKILL');
+    } catch {
+      // gone meanwhile, or not ours to see
+    }
   }
 }

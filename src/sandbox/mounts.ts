@@ -1,7 +1,8 @@
 /**
- * Last line of defence before a build's temp folder is removed: no mount may
- * remain below it (the namespaces should make this a no-op). Any that do are
- * detached, deepest first, so `rm -rf` can never reach into a mounted host path.
+ * Removing a build's trees safely. Last line of defence first: no mount may
+ * remain below a tree (the namespaces should make this a no-op); any that do
+ * are detached, deepest first, so removal can never reach into a mounted host
+ * path. Then GNU rm, which (unlike Node's fs.rm) handles trees of any depth.
  */
 import { readFile } from 'node:fs/promises';
 import { run } from '../process/run.ts';
@@ -21,4 +22,15 @@ export async function ensureNoMountsUnder(dir: string): Promise<void> {
   for (const point of await mountsUnder(dir)) {
     await run('umount', ['--lazy', point]);
   }
+}
+
+/**
+ * Removes a tree an app may have shaped (any depth, any names) without ever
+ * leaving its file system; throws with rm's message when it cannot.
+ */
+export async function removeTree(dir: string): Promise<void> {
+  await ensureNoMountsUnder(dir);
+  const lines: string[] = [];
+  const result = await run('rm', ['-rf', '--one-file-system', '--', dir], { onLine: (line) => lines.push(line) });
+  if (!result.ok) throw new Error(`cannot remove ${dir}: ${lines.slice(-3).join(' ') || `rm exited with ${result.exitCode}`}`);
 }

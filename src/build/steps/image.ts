@@ -5,12 +5,13 @@
  * older than bootstrap.maxage days, or broken. Then runs the admin's `system` action.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, rename, rm } from 'node:fs/promises';
+import { mkdir, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EXTENSION, compressionOf, unpackTree } from '../../archive/tar.ts';
 import type { Config } from '../../config/config.ts';
 import type { StoredObject } from '../../storage/handler.ts';
 import { describeEnd } from '../../process/run.ts';
+import { removeTree } from '../../sandbox/mounts.ts';
 import { runInSandbox, runIsolatedOnHost } from '../../sandbox/sandbox.ts';
 import { type BuildContext, actionEnv, runCommands } from '../context.ts';
 import { systemError } from '../errors.ts';
@@ -108,7 +109,7 @@ async function unpackCached(ctx: BuildContext, key: string, cached: StoredObject
   const problem = await tryUnpack(ctx, key);
   if (problem === null) return true;
   ctx.log.output(`the cached image is broken (${problem}); rebuilding it`);
-  await rm(ctx.root, { recursive: true, force: true });
+  await removeTree(ctx.root);
   await mkdir(ctx.root);
   return false;
 }
@@ -159,7 +160,7 @@ async function buildImage(ctx: BuildContext, key: string): Promise<void> {
   ctx.log.step('Storing the system image');
   const stored = await storeTree(ctx, imageRoot, key, 'the system image');
   ctx.log.output(`stored ${key} (${formatBytes(stored.bytes)})`);
-  await rm(ctx.root, { recursive: true, force: true });
+  await removeTree(ctx.root);
   await rename(imageRoot, ctx.root);
 }
 
