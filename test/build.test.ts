@@ -5,7 +5,7 @@
 import { existsSync, readFileSync, readdirSync, statSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { type AppRepo, World, metadata } from './helpers/world.ts';
+import { type AppRepo, World, git, metadata } from './helpers/world.ts';
 
 const STATIC = { interpreter: { type: 'static' } };
 
@@ -154,6 +154,16 @@ describe('upaas build (fixture image)', function () {
     expect(pkg?.interpreter).to.deep.equal({ type: 'static', version: 'any' });
     const root = await world.unpack(name, pkg!);
     expect(readFileSync(join(root, 'home/app/v.txt'), 'utf8')).to.equal('old\n');
+  });
+
+  it('builds the deploy branch even when a tag carries its name', async () => {
+    const old = await app.commit({ '.upaas.yml': metadata(STATIC), 'v.txt': 'old\n' });
+    const head = await app.commit({ 'v.txt': 'new\n' });
+    await git(app.work, 'tag', 'main', old);
+    await git(app.work, 'push', '--quiet', 'origin', 'refs/tags/main');
+    const result = await world.cli('build', name);
+    expect(result.exitCode, result.stdout).to.equal(0);
+    expect((await world.packages(name))[0]?.revision).to.equal(head);
   });
 
   it('cleans up after an app that made a tree deeper than PATH_MAX', async () => {

@@ -104,7 +104,8 @@ async function runBuild(
   // Inputs first: nothing is unpacked until they are known to be good.
   let revision: string;
   try {
-    revision = await resolveRevision(repo, request.revision ?? config.apps.branch);
+    // The deploy branch by its full name: a tag that a writer named like the branch must not win.
+    revision = await resolveRevision(repo, request.revision ?? `refs/heads/${config.apps.branch}`);
   } catch (error) {
     if (error instanceof RepoError) throw userError(error.message);
     throw error;
