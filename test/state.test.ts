@@ -1,5 +1,5 @@
 /** State: migrations, one live build per app, builds left by dead processes. */
-import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
@@ -21,6 +21,7 @@ describe('state', () => {
     State.open(dir).close();
     const state = State.open(dir);
     expect(state.db.pragma('user_version', { simple: true })).to.equal(3);
+    expect(statSync(dir).mode & 0o777, 'the state folder is root-only').to.equal(0o700);
     state.close();
   });
 

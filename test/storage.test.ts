@@ -1,5 +1,5 @@
 /** The local storage handler: atomic, hashed writes and verified reads. */
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,6 +29,13 @@ describe('local storage', () => {
     await storage.delete(stored.key);
     expect(await storage.stat(stored.key)).to.equal(null);
     expect(readdirSync(join(dir, '.tmp'))).to.deep.equal([]);
+  });
+
+  it('keeps its folder root-only, whatever mode it had', async () => {
+    const folder = join(dir, 'store');
+    mkdirSync(folder, { mode: 0o755 });
+    await new LocalStorage(folder).put('images/x.tar.zst', Readable.from(['x']));
+    expect(statSync(folder).mode & 0o777).to.equal(0o700);
   });
 
   it('fails a read whose bytes do not match the recorded hash', async () => {

@@ -2,7 +2,7 @@
  * The state database (SQLite under paths.state): opening it and applying the
  * schema migrations in order, each once, inside a transaction.
  */
-import { mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 
@@ -85,6 +85,9 @@ const MIGRATIONS: string[] = [
 
 export function openDb(stateDir: string): Db {
   mkdirSync(stateDir, { recursive: true });
+  // The database (users, token hashes, every app's env and files), the logs and
+  // the host key live here: root's alone.
+  chmodSync(stateDir, 0o700);
   const db = new Database(join(stateDir, 'upaas.sqlite'));
   db.pragma('journal_mode = WAL');
   db.pragma('foreign_keys = ON');

@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import { PassThrough, Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -24,6 +24,8 @@ export class LocalStorage implements StorageHandler {
 
   async put(key: KeyFor, body: Readable): Promise<StoredObject> {
     await mkdir(join(this.dir, '.tmp'), { recursive: true });
+    // Packages are whole app images, `files` (configs, secrets) included: root's alone.
+    await chmod(this.dir, 0o700);
     const temp = join(this.dir, '.tmp', `${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`);
     const hash = createHash('sha256');
     let bytes = 0;
