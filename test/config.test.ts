@@ -72,6 +72,9 @@ describe('admin config', () => {
       'interpreters.python.latest: invalid key: expected "any" or a version like "3.11"',
     ]);
     expect(problems({ interpreters: { Python: {} } })[0]).to.match(/^interpreters\.Python: unknown key .*or an interpreter type name/);
+    expect(problems({ builder: { compression: 'gzip', level: 15 } })).to.deep.equal(['builder.level: expected 1 to 9 for gzip, got 15']);
+    // JSON.parse makes __proto__ an own key, as YAML does; assigning it would drop it silently.
+    expect(problems(JSON.parse('{"interpreters": {"env": {"__proto__": "x"}}}'))).to.deep.equal(['interpreters.env.__proto__: invalid key: __proto__ is reserved']);
   });
 
   it('follows !include relative to the including file; anchors in x- keys and merge keys work', () => {

@@ -22,6 +22,7 @@ import {
 } from './patterns.ts';
 import {
   type Infer,
+  ValidationError,
   anything,
   commands,
   defaulted,
@@ -186,6 +187,9 @@ export function loadConfig(explicit?: string): Config {
 export function parseConfig(raw: unknown, file: string | null): Config {
   const source = file ?? 'embedded defaults';
   const parsed = validate(configSchema, withoutExtensions(raw), source);
+  if (parsed.builder.compression === 'gzip' && parsed.builder.level > 9) {
+    throw new ValidationError(source, [`builder.level: expected 1 to 9 for gzip, got ${parsed.builder.level}`]);
+  }
   if (Object.keys(parsed.interpreters.rest).length === 0) {
     const defaults = validate(configSchema, { interpreters: DEFAULT_INTERPRETERS }, 'embedded interpreter defaults');
     parsed.interpreters.rest = defaults.interpreters.rest;

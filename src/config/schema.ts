@@ -143,6 +143,11 @@ export function record<T>(
           ctx.report(child(path, key), `invalid key: expected ${options.keyText ?? `a key matching ${options.keyPattern}`}`);
           continue;
         }
+        if (key === '__proto__') {
+          // An assignment would set the object's prototype and drop the entry without a word.
+          ctx.report(child(path, key), 'invalid key: __proto__ is reserved');
+          continue;
+        }
         out[key] = value.parse(entry, child(path, key), ctx);
       }
       return out;
