@@ -90,6 +90,18 @@ export async function build(services: Services, request: BuildRequest): Promise<
   }
 }
 
+/** Runs `check`; a user error it throws is reported as invalid metadata in `source`. */
+function inMetadata<T>(source: string, check: () => T): T {
+  try {
+    return check();
+  } catch (error) {
+    if (error instanceof BuildError && error.kind === 'user') {
+      throw userError(`invalid metadata in ${source}: ${error.message}`, { cause: error, detail: error.detail });
+    }
+    throw error;
+  }
+}
+
 async function runBuild(
   services: Services,
   request: BuildRequest,
@@ -112,9 +124,15 @@ async function runBuild(
   }
   state.builds.update(buildId, { revision });
   const metadata = await loadMetadata(repo, revision, config.apps.metadata);
-  for (const key of Object.keys(metadata.files)) fileTarget(config.apps.home, key);
   const current = state.packages.current(app);
-  const chosen = chooseInterpreter(config, metadata, current?.interpreter ?? null, request.interpreterVersion);
+  // Problems found in the metadata here name the file and the revision like the schema's do.
+  const source = `${config.apps.metadata} at ${revision.slice(0, 12)}`;
+  inMetadata(source, () => {
+    for (const key of Object.keys(metadata.files)) fileTarget(config.apps.home, key);
+  });
+  const choose = () => chooseInterpreter(config, metadata, current?.interpreter ?? null, request.interpreterVersion);
+  // A version asked for with --interpreter / -o interpreter= is the request's, not the metadata's.
+  const chosen = request.interpreterVersion === undefined ? inMetadata(source, choose) : choose();
   let fresh = Boolean(request.fresh) || current === null || request.interpreterVersion !== undefined;
   if (!fresh && chosen.mustBeFresh) {
     log.step(`Building a fresh package: ${chosen.mustBeFresh}`);
