@@ -2,7 +2,10 @@
  * The one process runner: argument arrays only, output streamed line by line
  * to the caller, a time limit that kills the whole process tree, and a result
  * (never a throw) so the caller decides whether a failure is a user or a
- * system error.
+ * system error. Output is never buffered whole: lines are split from the raw
+ * bytes in bounded memory (a line is cut at 16 KiB, see lines.ts) and only the
+ * last TAIL_LINES are kept; what the caller keeps of them is its business
+ * (the build log keeps builder.logsize).
  */
 import { execa } from 'execa';
 import { killTree } from './kill.ts';
@@ -38,12 +41,18 @@ export interface RunResult {
 const TAIL_LINES = 30;
 
 export async function run(file: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
-  const tail: string[] = [];
+  // The last lines, in a ring: a flood calls this per line, so no shift().
+  const ring: string[] = [];
+  let next = 0;
   const onLine = (line: string) => {
-    tail.push(line);
-    if (tail.length > TAIL_LINES) tail.shift();
+    if (ring.length < TAIL_LINES) ring.push(line);
+    else {
+      ring[next] = line;
+      next = (next + 1) % TAIL_LINES;
+    }
     options.onLine?.(line);
   };
+  const tail = () => [...ring.slice(next), ...ring.slice(0, next)];
   // Own line splitting on raw bytes: execa's would hold a newline-less flood in memory.
   const tap = () => {
     const lines = new LineSplitter(onLine);
@@ -102,7 +111,7 @@ export async function run(file: string, args: readonly string[], options: RunOpt
           ? (result.originalMessage ?? result.shortMessage)
           : undefined,
       ok: result.exitCode === 0 && !timedOut && !aborted,
-      tail,
+      tail: tail(),
     };
   } finally {
     if (timer) clearTimeout(timer);
