@@ -80,7 +80,7 @@ export const configSchema = object({
       level: withDefault(integer({ min: 1, max: 19 }), 3),
       workers: withDefault(integer({ min: 1, max: 64 }), 2),
       grace: withDefault(integer({ min: 0 }), 120),
-      logsize: withDefault(integer({ min: 1, max: 1024 }), 8),
+      logsize: withDefault(integer({ min: 1, max: 256 }), 8),
     }),
   ),
   server: defaulted(
