@@ -71,4 +71,13 @@ describe('package archives', function () {
     await unpackTree(broken, target, 'zstd').catch((caught: unknown) => (error = caught));
     expect((error as Error).message).to.include('ENOENT');
   });
+
+  it('loses nothing when the archive stream is read late', async () => {
+    const { stream, done } = packTree(source, 'zstd', 3);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const target = join(dir, 'out-late');
+    mkdirSync(target);
+    await Promise.all([unpackTree(stream, target, 'zstd'), done]);
+    expect(readlinkSync(join(target, 'absolute-link'))).to.equal('/etc/os-release');
+  });
 });

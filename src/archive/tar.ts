@@ -4,7 +4,7 @@
  * setuid/setgid, numeric owners, ACLs, xattrs (file capabilities) and sparse
  * files exactly; node-tar does not (see ARCHITECTURE.md). Argument arrays only.
  */
-import type { Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type ResultPromise, execa } from 'execa';
 
@@ -49,7 +49,13 @@ export function packTree(root: string, compression: Compression, level: number):
   // tar holds the pipe's write end now; dropping ours lets the compressor see EOF when tar ends.
   zip.stdin.destroy();
   const done = Promise.all([finished('tar', tar), finished(file, zip)]).then(() => undefined);
-  return { stream: zip.stdout, done };
+  // Taken at once: execa lets an unread stdout flow away, so a consumer that
+  // attaches after an await (storage.put makes its folders first) lost the
+  // archive's first bytes. The pipe keeps them, with backpressure.
+  const stream = new PassThrough();
+  zip.stdout.pipe(stream);
+  zip.stdout.on('error', (error) => stream.destroy(error));
+  return { stream, done };
 }
 
 /**
