@@ -39,7 +39,7 @@ describe('post-receive shim and hook sessions', function () {
 
   it('hands the ref updates and push options over and relays the answer; the session knows the app and the pusher', async () => {
     const session = await factory.open('myapp', 'alice');
-    const options = ['fresh', '$(touch /tmp/upaas-pwned)', 'x; rm -rf /', "it's \\ odd"];
+    const options = ['fresh', '$(touch /tmp/upaas-pwned)', 'x; rm -rf /', "it's \\ odd", 'backend'];
     const env: Record<string, string> = { UPAAS_HOOK_DIR: session.dir, GIT_PUSH_OPTION_COUNT: String(options.length) };
     options.forEach((option, i) => {
       env[`GIT_PUSH_OPTION_${i}`] = option;

@@ -62,8 +62,9 @@ export class HookSessionFactory implements HookSessions {
         finish();
         return;
       }
-      const end = buffer.indexOf('end\n');
-      if (end === -1 || (end > 0 && buffer[end - 1] !== '\n')) return;
+      // The `end` line, not "end" closing a line such as "option backend".
+      const end = `\n${buffer}`.indexOf('\nend\n');
+      if (end === -1) return;
       input.destroy();
       let request: HookRequest;
       try {
