@@ -2,7 +2,9 @@
  * Server benchmark (part of `npm run bench`), on loopback with the fixture image:
  * - push -> first "-----> " line at the client, over SSH and over HTTP: median
  *   of 20 pushes (target <= 150 ms), against `git ls-remote` over the same
- *   transport (connect + ref advertisement) measured in the same run;
+ *   transport (connect + ref advertisement) measured in the same run; the first
+ *   line is the server's "Received main at REV", so the builder's own first
+ *   line ("Build N of APP") is timed too;
  * - the server's peak RSS while a 300 MB push is received and its build
  *   streams (target <= 150 MB), against its idle RSS in the same run.
  */
@@ -22,17 +24,20 @@ function rssMb(pid: number): number {
   return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
 }
 
-/** Milliseconds from starting `git push` to its first "-----> " line. */
-async function timeToFirstLine(cwd: string, env: Record<string, string>, url: string): Promise<number> {
+/** Milliseconds from starting `git push` to its first "-----> " line, and to the builder's first. */
+async function timeToFirstLine(cwd: string, env: Record<string, string>, url: string): Promise<{ first: number; build: number }> {
   const started = performance.now();
   let first = 0;
+  let build = 0;
   const push = execa('git', ['push', '--quiet', url, 'HEAD:main'], { cwd, env, all: true, reject: false });
   push.all?.on('data', (chunk: Buffer) => {
-    if (first === 0 && String(chunk).includes('-----> ')) first = performance.now() - started;
+    const text = String(chunk);
+    if (first === 0 && text.includes('-----> ')) first = performance.now() - started;
+    if (build === 0 && text.includes('-----> Build ')) build = performance.now() - started;
   });
   const result = await push;
   if (result.exitCode !== 0) throw new Error(`push failed:\n${String(result.all)}`);
-  return first;
+  return { first, build };
 }
 
 const world = new World();
@@ -52,18 +57,21 @@ try {
   // advertisement, the floor any push pays) as the baseline, interleaved.
   const token = (await world.cli('tokens', 'create', '--user', 'bench')).stdout.split('\n').pop() as string;
   const transports = { ssh: server.url('latency'), http: server.httpUrl('latency', 'bench', token) };
-  const latency: Record<string, { firstLines: number[]; lsRemotes: number[] }> = {};
+  const latency: Record<string, { firstLines: number[]; buildLines: number[]; lsRemotes: number[] }> = {};
   for (const [name, url] of Object.entries(transports)) {
     const firstLines: number[] = [];
+    const buildLines: number[] = [];
     const lsRemotes: number[] = [];
     for (let i = 0; i < PUSHES; i++) {
       await git('commit', '-q', '--allow-empty', '-m', `push ${name} ${i}`);
-      firstLines.push(await timeToFirstLine(app.work, env, url));
+      const { first, build } = await timeToFirstLine(app.work, env, url);
+      firstLines.push(first);
+      buildLines.push(build);
       const started = performance.now();
       await git('ls-remote', url);
       lsRemotes.push(performance.now() - started);
     }
-    latency[name] = { firstLines, lsRemotes };
+    latency[name] = { firstLines, buildLines, lsRemotes };
   }
   const roundTrips: number[] = [];
   for (let i = 0; i < PUSHES; i++) {
@@ -91,12 +99,13 @@ try {
 
   const roundTrip = median(roundTrips);
   console.log(`\nupaas server benchmark (loopback, fixture image), measured in one run`);
-  for (const [name, { firstLines, lsRemotes }] of Object.entries(latency)) {
+  for (const [name, { firstLines, buildLines, lsRemotes }] of Object.entries(latency)) {
     const firstLine = median(firstLines);
     const floor = median(lsRemotes);
     console.log(`push -> first "-----> " line over ${name}, median of ${PUSHES}`.padEnd(52), `${firstLine.toFixed(0)} ms (target <= 150 ms)`);
     console.log(`  git ls-remote over ${name}, median (baseline)`.padEnd(52), `${floor.toFixed(0)} ms`);
     console.log('  ratio first line / ls-remote'.padEnd(52), (firstLine / floor).toFixed(2));
+    console.log(`  push -> "-----> Build N" line over ${name}, median`.padEnd(52), `${median(buildLines).toFixed(0)} ms`);
   }
   console.log('ssh whoami round trip, median'.padEnd(52), `${roundTrip.toFixed(0)} ms`);
   console.log(`server peak RSS, ${BIG_MB} MB push + build streaming`.padEnd(52), `${peak.toFixed(0)} MB (target <= 150 MB)`);

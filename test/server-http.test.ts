@@ -50,6 +50,12 @@ describe('server over HTTP', function () {
     const push = await git('push', server.httpUrl('site', 'admin', token), 'main');
     expect(push.exitCode, String(push.all)).to.equal(0);
     expect(String(push.all)).to.match(/remote: -----> Package [0-9a-f]{64} .* is now current for site/);
+    const head = String((await git('rev-parse', 'HEAD')).stdout);
+    const steps = String(push.all)
+      .split('\n')
+      .filter((line) => line.startsWith('remote: -----> '))
+      .map((line) => line.trimEnd());
+    expect(steps.slice(0, 2), 'acknowledged before the build starts').to.deep.equal([`remote: -----> Received main at ${head.slice(0, 12)}`, 'remote: -----> Build 1 of site']);
     const bad = await git('push', server.httpUrl('site', 'admin', `${token}x`), 'main');
     expect(bad.exitCode).to.not.equal(0);
     expect(String(bad.all)).to.match(/Authentication failed|401|could not read Username/i);

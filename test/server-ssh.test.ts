@@ -2,7 +2,8 @@
  * Scenario tests: the real server on random ports, generated admin, user and
  * attacker keys, real `git push` and `ssh` (fixture image builds).
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { execa } from 'execa';
@@ -93,6 +94,75 @@ describe('server over SSH', function () {
     expect(JSON.parse((await server.ssh(admin, ['packages', 'web', '--json'])).stdout)).to.have.length(2);
   });
 
+  /** Resolves once `check` holds (polled), or fails after 10 s. */
+  async function eventually(check: () => boolean, what: string): Promise<void> {
+    for (const started = Date.now(); !check(); await new Promise((resolve) => setTimeout(resolve, 50))) {
+      if (Date.now() - started > 10_000) throw new Error(`never happened: ${what}`);
+    }
+  }
+
+  it('acknowledges a push before its build starts, through a private session folder made ahead', async () => {
+    expect((await server.ssh(admin, ['repos', 'create', 'ack'])).exitCode).to.equal(0);
+    const { git } = await checkout('ack', STATIC, admin);
+    const hooks = join(world.dir, 'state', 'hooks');
+    const ready = (): string[] => readdirSync(hooks).filter((name) => readdirSync(join(hooks, name)).length === 2);
+    await eventually(() => ready().length === 1, 'a session folder made at start');
+    const [made] = ready();
+    const push = await git('push', 'upaas', 'main');
+    expect(push.exitCode, String(push.all)).to.equal(0);
+    const head = String((await git('rev-parse', 'HEAD')).stdout);
+    const steps = String(push.all)
+      .split('\n')
+      .filter((line) => line.startsWith('remote: -----> '))
+      .map((line) => line.trimEnd());
+    expect(steps.slice(0, 2)).to.deep.equal([`remote: -----> Received main at ${head.slice(0, 12)}`, 'remote: -----> Build 1 of ack']);
+    // The push took the folder made ahead and removed it; the next one is ready.
+    await eventually(() => ready().length === 1 && ready()[0] !== made, 'the next session folder');
+    expect(readdirSync(hooks)).to.deep.equal(ready());
+    const folder = join(hooks, ready()[0] as string);
+    expect(statSync(folder).mode & 0o777).to.equal(0o700);
+    for (const fifo of ['in', 'out']) {
+      const stat = statSync(join(folder, fifo));
+      expect(stat.isFIFO() && (stat.mode & 0o777) === 0o600, fifo).to.equal(true);
+    }
+  });
+
+  it('what a pusher names cannot end the hook request early or pass for a line of it', async () => {
+    expect((await server.ssh(admin, ['repos', 'create', 'raw'])).exitCode).to.equal(0);
+    const { git } = await checkout('raw', STATIC, admin);
+    expect((await git('push', 'upaas', 'main')).exitCode).to.equal(0);
+    const head = String((await git('rev-parse', 'HEAD')).stdout);
+    // A line that ends in "end" is not the end of the request.
+    const named = await git('push', '-o', 'backend', 'upaas', 'main:frontend');
+    expect(named.exitCode, String(named.all)).to.equal(0);
+    expect(String(named.all)).to.include('unknown push option "backend" ignored');
+    expect(String(named.all)).to.include('refs/heads/frontend stored; only main builds');
+    // git's client refuses such options, so speak receive-pack by hand: create
+    // refs/heads/other at main's commit, with an option that carries a forged
+    // ref line for main (the objects are there: the pack is empty).
+    const zero = '0'.repeat(40);
+    const pkt = (text: string) => `${(Buffer.byteLength(text) + 4).toString(16).padStart(4, '0')}${text}`;
+    const empty = Buffer.concat([Buffer.from('PACK'), Buffer.from([0, 0, 0, 2, 0, 0, 0, 0])]);
+    const input = Buffer.concat([
+      Buffer.from(pkt(`${zero} ${head} refs/heads/other\0report-status side-band-64k push-options\n`) + '0000'),
+      Buffer.from(pkt(`fresh\nref ${zero} ${head} refs/heads/main`) + '0000'),
+      empty,
+      createHash('sha1').update(empty).digest(),
+    ]);
+    const known = join(world.dir, 'known_hosts');
+    const options = ['IdentitiesOnly=yes', 'StrictHostKeyChecking=no', `UserKnownHostsFile=${known}`, 'LogLevel=ERROR', 'BatchMode=yes'];
+    const raw = await execa('ssh', ['-i', admin.privateFile, ...options.flatMap((o) => ['-o', o]), '-p', String(server.sshPort), 'git@127.0.0.1', "git-receive-pack '/raw.git'"], {
+      input,
+      reject: false,
+    });
+    const said = String(raw.stdout);
+    expect(said, said).to.include('ok refs/heads/other');
+    expect(said).to.include('-----> refs/heads/other stored; only main builds');
+    expect(said).to.include('-----> warning: 1 push option(s) with a line break ignored');
+    expect(said).to.not.include('Build 2');
+    expect(JSON.parse((await server.ssh(admin, ['builds', 'raw', '--json'])).stdout)).to.have.length(1);
+  });
+
   it('enforces access: write to push, read to clone; unknown keys and non-allowlisted commands are refused', async () => {
     expect((await server.ssh(admin, ['repos', 'create', 'shop'])).exitCode).to.equal(0);
     const { git } = await checkout('shop', STATIC, dev);
@@ -167,18 +237,20 @@ describe('server over SSH', function () {
     expect(Date.now() - started).to.be.below(60_000);
   });
 
-  it('a build goes on when the pusher disconnects, and `log` follows it to the end', async () => {
-    expect((await server.ssh(admin, ['repos', 'create', 'bg'])).exitCode).to.equal(0);
+  it('a build goes on when the pusher disconnects, mid-build or right after the acknowledgement, and `log` follows it to the end', async () => {
     const slow = { '.upaas.yml': metadata({ interpreter: { type: 'static' }, actions: { setup: { main: 'echo slow-start; sleep 3; echo slow-end' } } }) };
-    const { git } = await checkout('bg', slow, admin);
-    const push = git('push', 'upaas', 'main');
-    await lineArrives(push, 'slow-start');
-    push.kill('SIGKILL');
-    await push;
-    const followed = await server.ssh(admin, ['log', 'bg']);
-    expect(followed.exitCode).to.equal(0);
-    expect(followed.stdout).to.include('slow-end');
-    expect(followed.stdout.trim().split('\n').pop()).to.match(/is now current for bg$/);
+    for (const [app, seen] of [['bg', 'slow-start'], ['gone', '-----> Received main at']] as const) {
+      expect((await server.ssh(admin, ['repos', 'create', app])).exitCode).to.equal(0);
+      const { git } = await checkout(app, slow, admin);
+      const push = git('push', 'upaas', 'main');
+      await lineArrives(push, seen);
+      push.kill('SIGKILL');
+      await push;
+      const followed = await server.ssh(admin, ['log', app]);
+      expect(followed.exitCode, `${app}: ${followed.stderr}`).to.equal(0);
+      expect(followed.stdout).to.include('slow-end');
+      expect(followed.stdout.trim().split('\n').pop()).to.match(new RegExp(`is now current for ${app}$`));
+    }
   });
 
   it('SIGTERM lets a running build finish, then the server exits', async () => {

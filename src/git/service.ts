@@ -22,6 +22,8 @@ export const isGitService = (name: string): name is GitService => Object.hasOwn(
 export interface HookSession {
   /** Handed to the shim as UPAAS_HOOK_DIR. */
   dir: string;
+  /** Called as receive-pack's output passes through: the shim's lines are on their way. */
+  relayed: () => void;
   close: () => Promise<void>;
 }
 
@@ -44,7 +46,15 @@ function serviceEnv(context: ServiceContext, session: HookSession | null): Recor
     GIT_CONFIG_NOSYSTEM: '1',
     GIT_CONFIG_GLOBAL: '/dev/null',
   };
-  if (session) env.UPAAS_HOOK_DIR = session.dir;
+  if (session) {
+    env.UPAAS_HOOK_DIR = session.dir;
+    // receive-pack's connectivity check also lists the refs of each "alternate"
+    // object store, which with its quarantine is the repo itself: a second git
+    // start per push for refs `--all` already gave. `true` lists none.
+    env.GIT_CONFIG_COUNT = '1';
+    env.GIT_CONFIG_KEY_0 = 'core.alternateRefsCommand';
+    env.GIT_CONFIG_VALUE_0 = 'true';
+  }
   if (context.protocol && /^[a-z0-9=:.,-]+$/i.test(context.protocol)) env.GIT_PROTOCOL = context.protocol;
   return env;
 }
@@ -75,6 +85,7 @@ export async function runGitService(
     streams.stdin.pipe(child.stdin);
     child.stdin.on('error', () => undefined);
     child.stdout.pipe(streams.stdout, { end: false });
+    if (session) child.stdout.on('data', session.relayed);
     child.stderr.pipe(streams.stderr, { end: false });
     const result = await child;
     streams.stdin.unpipe(child.stdin);
@@ -136,6 +147,7 @@ export async function runHttpBackend(
     await session?.close();
     return result.exitCode ?? 128;
   });
+  if (session) child.stdout.on('data', session.relayed);
   const { headers, rest } = await readCgiHeaders(child.stdout);
   let status = 200;
   const out: [string, string][] = [];

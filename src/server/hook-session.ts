@@ -1,12 +1,14 @@
 /**
- * One push's line to the post-receive shim. Before the server runs
- * receive-pack it makes a private folder (mode 0700, in paths.state) with two
- * FIFOs and names it in UPAAS_HOOK_DIR: the shim writes the push options and
- * ref updates into `in` and copies `out` to the pusher. The server already
- * knows the repo and who pushes, so it takes nothing else from the shim, and
- * checks every line it does take. Both FIFOs are held open read-write by the
- * server, so neither side ever blocks on open; the end of `out` is the end of
- * the server's answer. If the pusher goes away the build goes on.
+ * One push's line to the post-receive shim. The server hands receive-pack a
+ * private folder (mode 0700, in paths.state) with two FIFOs, named in
+ * UPAAS_HOOK_DIR: the shim writes the push options and ref updates into `in`
+ * and copies `out` to the pusher. Only the server's user can open the folder,
+ * and only the receive-pack the server starts learns its name; the server
+ * already knows the repo and who pushes, so it takes nothing else from the
+ * shim, and checks every line it does take. Both FIFOs are held open
+ * read-write by the server, so neither side ever blocks on open; the end of
+ * `out` is the end of the server's answer. If the pusher goes away the build
+ * goes on.
  */
 import { constants, openSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -19,6 +21,8 @@ import type { BuildQueue } from './queue.ts';
 
 const REF_LINE = /^ref ([0-9a-f]{40}|[0-9a-f]{64}) ([0-9a-f]{40}|[0-9a-f]{64}) (refs\/[^\s]+)$/;
 const MAX_REQUEST_BYTES = 1024 * 1024;
+/** How long a build waits for its push's first lines to pass through at most. */
+const RELAY_WAIT_MS = 200;
 
 export class HookSessionFactory implements HookSessions {
   constructor(
@@ -27,7 +31,11 @@ export class HookSessionFactory implements HookSessions {
     private readonly queue: BuildQueue,
   ) {}
 
-  /** The next push's folder, made ahead: mkfifo is a process start the push need not wait for. */
+  /**
+   * The next push's folder, made ahead: mkfifo is a process start, and
+   * starting a process stalls the server for a moment, so it happens at
+   * server start and after each push, never while one is being received.
+   */
   private spare: Promise<string> | null = null;
 
   private async makeDir(): Promise<string> {
@@ -36,14 +44,17 @@ export class HookSessionFactory implements HookSessions {
     return dir;
   }
 
+  /** Makes the spare folder unless there is one. */
+  prepare(): void {
+    if (this.spare) return;
+    this.spare = this.makeDir();
+    this.spare.catch(() => undefined);
+  }
+
   async open(app: string, pusher: string): Promise<HookSession> {
-    const next = this.spare ?? this.makeDir();
-    const spare = this.makeDir();
-    this.spare = spare;
-    spare.catch(() => {
-      if (this.spare === spare) this.spare = null;
-    });
-    const dir = await next;
+    const spare = this.spare;
+    this.spare = null;
+    const dir = spare ? await spare.catch(() => this.makeDir()) : await this.makeDir();
     const flags = constants.O_RDWR | constants.O_NONBLOCK; // libuv adds O_CLOEXEC
     const input = new Socket({ fd: openSync(join(dir, 'in'), flags), readable: true, writable: false });
     const output = new Socket({ fd: openSync(join(dir, 'out'), flags), readable: false, writable: true });
@@ -80,26 +91,53 @@ export class HookSessionFactory implements HookSessions {
         finish();
         return;
       }
-      this.queue.request({ app, ...plan.build, requestedBy: pusher }, { line: write, done: finish });
+      const build = { app, ...plan.build, requestedBy: pusher };
+      afterRelay(() => this.queue.request(build, { line: write, done: finish }));
     });
+    // The build starts once the notes above are on their way to the pusher:
+    // they pass through this process again (receive-pack's output), and
+    // starting a build holds its event loop for a moment. When they do not
+    // come through (the pusher went away) the build starts anyway.
+    let pending: (() => void) | null = null;
+    let timer: NodeJS.Timeout | undefined;
+    const startPending = () => {
+      clearTimeout(timer);
+      const start = pending;
+      pending = null;
+      start?.();
+    };
+    const afterRelay = (start: () => void) => {
+      pending = start;
+      timer = setTimeout(startPending, RELAY_WAIT_MS);
+    };
     return {
       dir,
+      // After this turn of the event loop: the output is written on first.
+      relayed: () => {
+        if (pending) setImmediate(startPending);
+      },
       close: async () => {
+        startPending();
         input.destroy();
         output.destroy();
         await rm(dir, { recursive: true, force: true });
+        this.prepare();
       },
     };
   }
 }
 
-/** `option VALUE` and `ref OLD NEW REF` lines, as the shim writes them. */
+/** `option VALUE`, `option-with-line-break` and `ref OLD NEW REF` lines, as the shim writes them. */
 export function parseRequest(text: string): HookRequest {
-  const request: HookRequest = { updates: [], options: [] };
+  const request: HookRequest = { updates: [], options: [], brokenOptions: 0 };
   for (const line of text.split('\n')) {
     if (line === '') continue;
     if (line.startsWith('option ')) {
       request.options.push(line.slice('option '.length));
+      continue;
+    }
+    if (line === 'option-with-line-break') {
+      request.brokenOptions += 1;
       continue;
     }
     const ref = REF_LINE.exec(line);

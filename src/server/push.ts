@@ -1,7 +1,9 @@
 /**
  * What a push asks for: which ref updates build (only the deploy branch, never
  * a delete), and which push options apply (`fresh`, `interpreter=VERSION`;
- * others are named in a warning and ignored).
+ * others are named in a warning and ignored). The notes are the pusher's first
+ * lines, written by the server as soon as the hook reports the push; a push
+ * that builds ends them with "Received BRANCH at REV".
  */
 import { STEP } from '../build/log.ts';
 
@@ -17,6 +19,8 @@ export interface RefUpdate {
 export interface HookRequest {
   updates: RefUpdate[];
   options: string[];
+  /** Push options the hook did not pass on because they hold a line break. */
+  brokenOptions: number;
 }
 
 export interface PushPlan {
@@ -35,6 +39,7 @@ export function planPush(request: HookRequest, branch: string): PushPlan {
       fresh = true;
     } else notes.push(`${STEP}warning: unknown push option ${JSON.stringify(option)} ignored (known: fresh, interpreter=VERSION)`);
   }
+  if (request.brokenOptions > 0) notes.push(`${STEP}warning: ${request.brokenOptions} push option(s) with a line break ignored`);
   let build: PushPlan['build'] = null;
   for (const update of request.updates) {
     if (update.ref !== `refs/heads/${branch}`) {
@@ -45,5 +50,6 @@ export function planPush(request: HookRequest, branch: string): PushPlan {
       build = { revision: update.new, fresh, ...(interpreterVersion ? { interpreterVersion } : {}) };
     }
   }
+  if (build) notes.push(`${STEP}Received ${branch} at ${build.revision.slice(0, 12)}`);
   return { notes, build };
 }

@@ -46,6 +46,7 @@ export async function startServer(config: Config, state: State): Promise<Running
   await rm(hookDir, { recursive: true, force: true });
   await mkdir(hookDir, { recursive: true, mode: 0o700 });
   const hooks = new HookSessionFactory(hookDir, config.apps.branch, queue);
+  hooks.prepare();
   const transport = { services: { config, state, queue }, host: config.server.host, hooks, log };
   const ssh = await startSsh({ ...transport, port: config.server.ssh.port });
   const http = await startHttp({ ...transport, port: config.server.http.port });
