@@ -44,6 +44,15 @@ describe('build output limits', function () {
       expect(lines).to.deep.equal(['abc', 'd', '01234567 … [line cut: 5 more bytes]', 'end']);
     });
 
+    it('cuts on a character boundary, never inside a multibyte character', () => {
+      const lines: string[] = [];
+      const splitter = new LineSplitter((line) => lines.push(line), 8);
+      // 'aaaaaa' + 'é' (2 bytes) + '€' (3 bytes): the limit of 8 falls inside the euro sign.
+      splitter.push(Buffer.from('aaaaaaé€xyz\n'));
+      splitter.push(Buffer.from('aaaaaaaé€\n'));
+      expect(lines).to.deep.equal(['aaaaaaé … [line cut: 6 more bytes]', 'aaaaaaa … [line cut: 5 more bytes]']);
+    });
+
     it('holds at most one cut line of a newline-less flood, however long it is', () => {
       const lines: string[] = [];
       const splitter = new LineSplitter((line) => lines.push(line));

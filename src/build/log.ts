@@ -5,7 +5,7 @@
  */
 import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import { dirname } from 'node:path';
-import { MAX_LINE_BYTES } from '../process/lines.ts';
+import { MAX_LINE_BYTES, cutNote, wholeCharacters } from '../process/lines.ts';
 import type { BuildError } from './errors.ts';
 
 export const STEP = '-----> ';
@@ -282,9 +282,8 @@ function cutLine(line: string, room: number): string {
   const bytes = Buffer.byteLength(line);
   if (bytes <= room) return line;
   const buffer = Buffer.from(line);
-  let end = Math.max(room - 48, 0);
-  while (end > 0 && ((buffer[end] as number) & 0xc0) === 0x80) end--;
-  return `${buffer.toString('utf8', 0, end)} … [line cut: ${bytes - end} more bytes]`;
+  const end = wholeCharacters(buffer, Math.max(room - 48, 0));
+  return `${buffer.toString('utf8', 0, end)}${cutNote(bytes - end)}`;
 }
 
 /** The last line a pusher sees when a build fails. */

@@ -7,6 +7,8 @@ export const PACKAGE_TEXT = 'a package name (like "libpq-dev" or "curl=7.88.1-10
 export const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 export const ENV_TEXT = 'an environment variable name (letters, digits, _)';
 
+/** An interpreter version as the metadata, --interpreter and -o interpreter= give it. */
+export const VERSION = /^[0-9]+(\.[0-9]+)*$/;
 export const VERSION_KEY = /^(any|[0-9]+(\.[0-9]+)*)$/;
 export const VERSION_TEXT = '"any" or a version like "3.11"';
 

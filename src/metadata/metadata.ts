@@ -3,7 +3,7 @@
  * and reading it straight from the bare repo with git (no checkout).
  * Every problem is a user error naming the key and the revision.
  */
-import { ENV_NAME, ENV_TEXT, INTERPRETER_TYPE, PACKAGE_NAME, PACKAGE_TEXT, RELATIVE_FILE } from '../config/patterns.ts';
+import { ENV_NAME, ENV_TEXT, INTERPRETER_TYPE, PACKAGE_NAME, PACKAGE_TEXT, RELATIVE_FILE, VERSION } from '../config/patterns.ts';
 import {
   type Infer,
   ValidationError,
@@ -42,7 +42,7 @@ export const metadataSchema = object({
   os: withDefault(record(distroSchema, { keyPattern: /^[a-z][a-z0-9]*$/, keyText: 'a distribution id (like "debian")' }), {}),
   interpreter: object({
     type: string({ pattern: INTERPRETER_TYPE, patternText: 'an interpreter type (like "python")' }),
-    versions: withDefault(list(scalarText({ pattern: /^[0-9]+(\.[0-9]+)*$/, patternText: 'a version (like "3.11")' })), []),
+    versions: withDefault(list(scalarText({ pattern: VERSION, patternText: 'a version (like "3.11")' })), []),
     settings: withDefault(record(anything()), {}),
   }),
   repository: defaulted(object({ clone: action(), update: action(), env: envMap() })),

@@ -6,6 +6,19 @@
  */
 export const MAX_LINE_BYTES = 16 * 1024;
 
+/** What a cut line ends with, here and in the build log. */
+export const cutNote = (bytesLeftOut: number): string => ` … [line cut: ${bytesLeftOut} more bytes]`;
+
+/** The longest start of bytes[0..end) that holds whole UTF-8 characters: a cut never splits one. */
+export function wholeCharacters(bytes: Uint8Array, end: number): number {
+  let start = end;
+  while (start > 0 && end - start < 3 && ((bytes[start - 1] as number) & 0xc0) === 0x80) start--;
+  if (start === 0) return end;
+  const lead = bytes[start - 1] as number;
+  const length = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
+  return start - 1 + length <= end ? end : start - 1;
+}
+
 export class LineSplitter {
   private readonly parts: Buffer[] = [];
   private held = 0;
@@ -59,9 +72,12 @@ export class LineSplitter {
   }
 
   private endLine(): void {
-    let line = Buffer.concat(this.parts, this.held).toString('utf8');
+    const bytes = Buffer.concat(this.parts, this.held);
+    const cut = this.skipped >= 0;
+    const end = cut ? wholeCharacters(bytes, this.held) : this.held;
+    let line = bytes.toString('utf8', 0, end);
     if (line.endsWith('\r')) line = line.slice(0, -1);
-    if (this.skipped >= 0) line += ` … [line cut: ${this.skipped} more bytes]`;
+    if (cut) line += cutNote(this.skipped + this.held - end);
     this.parts.length = 0;
     this.held = 0;
     this.skipped = -1;

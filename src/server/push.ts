@@ -6,6 +6,7 @@
  * that builds ends them with "Received BRANCH at REV".
  */
 import { STEP } from '../build/log.ts';
+import { VERSION } from '../config/patterns.ts';
 
 const ZERO = /^0+$/;
 
@@ -34,7 +35,7 @@ export function planPush(request: HookRequest, branch: string): PushPlan {
   let interpreterVersion: string | undefined;
   for (const option of request.options) {
     if (option === 'fresh') fresh = true;
-    else if (/^interpreter=[0-9]+(\.[0-9]+)*$/.test(option)) {
+    else if (option.startsWith('interpreter=') && VERSION.test(option.slice('interpreter='.length))) {
       interpreterVersion = option.slice('interpreter='.length);
       fresh = true;
     } else notes.push(`${STEP}warning: unknown push option ${JSON.stringify(option)} ignored (known: fresh, interpreter=VERSION)`);

@@ -70,6 +70,8 @@ function alive(row: { pid: number | null; owner: string | null }): boolean {
   }
 }
 
+type RunningRow = BuildRow & { owner: string | null };
+
 const INTERRUPTED = 'the build was interrupted (its process is gone: the server or the build command stopped or crashed)';
 
 export class Builds {
@@ -85,13 +87,8 @@ export class Builds {
     return this.db
       .transaction(() => {
         this.db.prepare('INSERT OR IGNORE INTO apps (name, created_at) VALUES (?, ?)').run(app, now);
-        const running = this.db
-          .prepare(`SELECT ${COLUMNS}, owner FROM builds WHERE app = ? AND status = 'running'`)
-          .all(app) as (BuildRow & { owner: string | null })[];
-        for (const row of running) {
-          if (alive(row)) throw new BusyError(toRecord(row));
-          this.finish(row.id, { status: 'failed', errorKind: 'system', errorMessage: INTERRUPTED });
-        }
+        const [live] = this.reap(this.running(app)).live;
+        if (live) throw new BusyError(toRecord(live));
         const pid = options.pid ?? process.pid;
         const info = this.db
           .prepare(
@@ -108,24 +105,28 @@ export class Builds {
    * (system error) and returns them; the live ones are untouched.
    */
   reapStale(): BuildRecord[] {
-    return this.db
-      .transaction(() => {
-        const running = this.db
-          .prepare(`SELECT ${COLUMNS}, owner FROM builds WHERE status = 'running'`)
-          .all() as (BuildRow & { owner: string | null })[];
-        const stale = running.filter((row) => !alive(row));
-        for (const row of stale) this.finish(row.id, { status: 'failed', errorKind: 'system', errorMessage: INTERRUPTED });
-        return stale.map(toRecord);
-      })
-      .immediate();
+    return this.db.transaction(() => this.reap(this.running()).stale.map(toRecord)).immediate();
   }
 
   /** The ids of builds recorded as running whose process still runs. */
   liveIds(): Set<number> {
-    const running = this.db
-      .prepare(`SELECT ${COLUMNS}, owner FROM builds WHERE status = 'running'`)
-      .all() as (BuildRow & { owner: string | null })[];
-    return new Set(running.filter((row) => alive(row)).map((row) => row.id));
+    return new Set(this.running().filter(alive).map((row) => row.id));
+  }
+
+  /** Builds recorded as running (of `app`, or of every app). */
+  private running(app?: string): RunningRow[] {
+    const where = app === undefined ? '' : 'app = ? AND ';
+    return this.db
+      .prepare(`SELECT ${COLUMNS}, owner FROM builds WHERE ${where}status = 'running'`)
+      .all(...(app === undefined ? [] : [app])) as RunningRow[];
+  }
+
+  /** Marks those of `rows` whose process is gone failed; says which were which. */
+  private reap(rows: RunningRow[]): { live: RunningRow[]; stale: RunningRow[] } {
+    const live = rows.filter(alive);
+    const stale = rows.filter((row) => !live.includes(row));
+    for (const row of stale) this.finish(row.id, { status: 'failed', errorKind: 'system', errorMessage: INTERRUPTED });
+    return { live, stale };
   }
 
   update(id: number, fields: { revision?: string; fresh?: boolean }): void {

@@ -1,6 +1,7 @@
 /** `upaas build APP [--fresh] [--rev REV] [--interpreter VERSION]`: builds a package and streams its log. */
 import { type BuildOutcome, build } from '../../build/builder.ts';
 import { exitCodeFor } from '../../build/errors.ts';
+import { VERSION } from '../../config/patterns.ts';
 import { repoNameFrom } from '../../git/repos.ts';
 import { createStorage } from '../../storage/index.ts';
 import { type Command, UsageError, parse } from '../command.ts';
@@ -17,7 +18,7 @@ export const buildCommand: Command = {
       { min: 1, max: 1 },
     );
     const app = repoNameFrom(positionals[0] as string);
-    if (values.interpreter !== undefined && !/^[0-9]+(\.[0-9]+)*$/.test(values.interpreter)) {
+    if (values.interpreter !== undefined && !VERSION.test(values.interpreter)) {
       throw new UsageError(`--interpreter: expected a version like 3.11, got ${JSON.stringify(values.interpreter)}`);
     }
     const { config, state, queue } = services();
