@@ -270,6 +270,31 @@ describe('server over SSH', function () {
     await server.start();
   });
 
+  it('SIGTERM past builder.grace cancels a running build cleanly: the pusher is told, nothing is kept, the server exits', async () => {
+    await server.stop();
+    world.remove();
+    world = new World({ builder: { grace: 1 } });
+    expect((await world.cliWithInput(admin.publicKey, 'users', 'add', 'admin', '--admin')).exitCode).to.equal(0);
+    server = new TestServer(world);
+    await server.start();
+    expect((await server.ssh(admin, ['repos', 'create', 'overrun'])).exitCode).to.equal(0);
+    const endless = { '.upaas.yml': metadata({ interpreter: { type: 'static' }, actions: { setup: { main: 'echo slow-start; sleep 600' } } }) };
+    const { git } = await checkout('overrun', endless, admin);
+    const push = git('push', 'upaas', 'main');
+    await lineArrives(push, 'slow-start');
+    process.kill(server.pid as number, 'SIGTERM');
+    const output = String((await push).all);
+    expect(output).to.include('remote: !     system error: the build was cancelled (the server is stopping or the caller went away)');
+    expect(output).not.to.include('is now current');
+    expect(await server.exited(), 'exits by itself, cleanly').to.equal(0);
+    expect(server.output.join('')).to.include('stopping; running builds get 1s to finish');
+    const builds = JSON.parse((await world.cli('builds', 'overrun', '--json')).stdout) as { status: string; errorMessage: string }[];
+    expect(builds.map((b) => [b.status, b.errorMessage])).to.deep.equal([['failed', 'the build was cancelled (the server is stopping or the caller went away)']]);
+    expect(await world.packages('overrun')).to.deep.equal([]);
+    server = new TestServer(world);
+    await server.start();
+  });
+
   it('refuses hostile repo names on every path, and leaves the server up', async () => {
     expect((await server.ssh(admin, ['repos', 'create', 'real'])).exitCode).to.equal(0);
     const hostile = ['../real', '/etc/passwd', '-rf', 'a/b', 'real.git/../../x', 'x;id', '$(id)', '`id`', 'x y', '.hidden', '..'];

@@ -37,12 +37,18 @@ async function finished(name: string, child: ResultPromise): Promise<void> {
  * compressed stream comes back here to be hashed and stored. Returns that
  * stream and a promise that settles when both programs have ended.
  */
-export function packTree(root: string, compression: Compression, level: number): { stream: Readable; done: Promise<void> } {
+export function packTree(
+  root: string,
+  compression: Compression,
+  level: number,
+  signal?: AbortSignal,
+): { stream: Readable; done: Promise<void> } {
   const [file, args] = compressor(compression, level);
-  const zip = execa(file, args, { buffer: { stdout: false, stderr: true }, reject: false, stdin: 'pipe' });
+  const zip = execa(file, args, { buffer: { stdout: false, stderr: true }, reject: false, stdin: 'pipe', cancelSignal: signal });
   const tar = execa('tar', ['--create', '--file=-', '--sparse', '--one-file-system', ...TAR_COMMON, '--directory', root, '.'], {
     buffer: { stderr: true },
     reject: false,
+    cancelSignal: signal,
     stdin: 'ignore',
     stdout: zip.stdin,
   });
@@ -62,15 +68,17 @@ export function packTree(root: string, compression: Compression, level: number):
  * Unpacks a compressed archive stream into `root` (which must exist), exactly
  * as it was packed. The stream is fed to the decompressor here (storage
  * verifies its hash on the way); the decompressor writes straight into tar.
+ * `signal` (like `packTree`'s) stops both programs: a stopping server does not
+ * wait for an archive of gigabytes.
  */
-export async function unpackTree(stream: Readable, root: string, compression: Compression): Promise<void> {
+export async function unpackTree(stream: Readable, root: string, compression: Compression, signal?: AbortSignal): Promise<void> {
   const tar = execa(
     'tar',
     ['--extract', '--file=-', '--preserve-permissions', '--same-owner', ...TAR_COMMON, '--directory', root],
-    { buffer: { stdout: true, stderr: true }, reject: false, stdin: 'pipe' },
+    { buffer: { stdout: true, stderr: true }, reject: false, stdin: 'pipe', cancelSignal: signal },
   );
   const [file, args] = decompressor(compression);
-  const unzip = execa(file, args, { buffer: { stderr: true }, reject: false, stdin: 'pipe', stdout: tar.stdin });
+  const unzip = execa(file, args, { buffer: { stderr: true }, reject: false, stdin: 'pipe', stdout: tar.stdin, cancelSignal: signal });
   tar.stdin.destroy();
   const feeding = pipeline(stream, unzip.stdin);
   const outcomes = await Promise.allSettled([feeding, finished(file, unzip), finished('tar', tar)]);

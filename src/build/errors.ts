@@ -29,6 +29,9 @@ export const userError = (message: string, options?: { cause?: unknown; detail?:
 export const systemError = (message: string, options?: { cause?: unknown; detail?: string }) =>
   new BuildError('system', message, options);
 
+/** A build stopped by its signal: the server stops past builder.grace, or the caller went away. */
+export const cancelledError = () => systemError('the build was cancelled (the server is stopping or the caller went away)');
+
 /** Any thrown value as a BuildError; unexpected exceptions are the platform's fault. */
 export function asBuildError(error: unknown): BuildError {
   if (error instanceof BuildError) return error;

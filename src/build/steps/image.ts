@@ -13,7 +13,7 @@ import type { StoredObject } from '../../storage/handler.ts';
 import { describeEnd } from '../../process/run.ts';
 import { removeTree } from '../../sandbox/mounts.ts';
 import { runInSandbox, runIsolatedOnHost } from '../../sandbox/sandbox.ts';
-import { type BuildContext, actionEnv, runCommands } from '../context.ts';
+import { type BuildContext, actionEnv, checkCancelled, runCommands } from '../context.ts';
 import { systemError } from '../errors.ts';
 import { formatBytes } from '../log.ts';
 import { parseOsRelease } from '../plan.ts';
@@ -54,8 +54,9 @@ export async function prepareBase(ctx: BuildContext): Promise<void> {
     const pkg = ctx.current;
     ctx.log.step(`Unpacking current package ${pkg.id.slice(0, 12)} (${formatBytes(pkg.bytes)})`);
     try {
-      await unpackTree(await ctx.storage.get(pkg.storageKey), ctx.root, pkg.compression);
+      await unpackTree(await ctx.storage.get(pkg.storageKey), ctx.root, pkg.compression, ctx.signal);
     } catch (error) {
+      checkCancelled(ctx);
       throw systemError(`cannot unpack the current package ${pkg.id.slice(0, 12)}: ${(error as Error).message}; a fresh build (-o fresh) does not need it`, {
         cause: error,
       });
@@ -117,11 +118,13 @@ async function unpackCached(ctx: BuildContext, key: string, cached: StoredObject
 /** Unpacks the cached image and checks it runs /bin/true; returns what is wrong, or null. */
 async function tryUnpack(ctx: BuildContext, key: string): Promise<string | null> {
   try {
-    await unpackTree(await ctx.storage.get(key), ctx.root, compressionOf(key));
+    await unpackTree(await ctx.storage.get(key), ctx.root, compressionOf(key), ctx.signal);
   } catch (error) {
+    checkCancelled(ctx);
     return (error as Error).message;
   }
   const check = await runInSandbox(ctx.root, ['/bin/true'], { timeoutSeconds: 60, signal: ctx.signal });
+  checkCancelled(ctx);
   return check.ok ? null : `/bin/true ${describeEnd(check)} in it: ${check.tail.slice(-3).join(' ')}`;
 }
 
@@ -141,9 +144,11 @@ async function buildImage(ctx: BuildContext, key: string): Promise<void> {
       signal: ctx.signal,
       onLine: (line) => ctx.log.output(line),
     });
+    checkCancelled(ctx);
     if (!result.ok) throw systemError(`bootstrap command failed: \`${command}\` ${describeEnd(result, bootstrap.timelimit)}`);
   }
   const check = await runInSandbox(imageRoot, ['/bin/true'], { timeoutSeconds: 60, signal: ctx.signal });
+  checkCancelled(ctx);
   if (!check.ok) {
     throw systemError(`the bootstrap commands made no working image: /bin/true ${describeEnd(check)} in it`, {
       detail: check.tail.join('\n'),
@@ -185,5 +190,6 @@ async function readOsRelease(ctx: BuildContext) {
     signal: ctx.signal,
     onLine: (line) => lines.push(line),
   });
+  checkCancelled(ctx);
   return result.ok ? parseOsRelease(lines.join('\n')) : null;
 }
