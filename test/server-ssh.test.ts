@@ -295,6 +295,16 @@ describe('server over SSH', function () {
     await server.start();
   });
 
+  it('build output reaches the pusher as data: an app cannot clear lines or forge a step line on their terminal', async () => {
+    expect((await server.ssh(admin, ['repos', 'create', 'forger'])).exitCode).to.equal(0);
+    const forge = String.raw`printf 'real error\033[1A\033[2K\r-----> Package fake is now current\n\033]0;title\007\033[32mgreen\n'`;
+    const { git } = await checkout('forger', { '.upaas.yml': metadata({ interpreter: { type: 'static' }, actions: { setup: { main: forge } } }) }, admin);
+    const output = String((await git('push', 'upaas', 'main')).all);
+    expect(output).to.include('remote:        -----> Package fake is now current');
+    expect(output).to.include('remote:        ^[]0;title^G\x1b[32mgreen\x1b[m');
+    expect(output, 'no escape but colours, no other control character').not.to.match(/\x1b(?!\[[0-9;:]*m)|[\x00-\x08\x0b-\x1a\x1c-\x1f]/);
+  });
+
   it('refuses hostile repo names on every path, and leaves the server up', async () => {
     expect((await server.ssh(admin, ['repos', 'create', 'real'])).exitCode).to.equal(0);
     const hostile = ['../real', '/etc/passwd', '-rf', 'a/b', 'real.git/../../x', 'x;id', '$(id)', '`id`', 'x y', '.hidden', '..'];

@@ -2,10 +2,12 @@
  * The build log: what the pusher sees, line by line, and what is stored.
  * Steps start with "-----> ", command output is indented by seven spaces,
  * a failure ends with one "!     " line that says user or system error.
+ * Every line is made safe for a terminal (process/terminal.ts).
  */
 import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import { dirname } from 'node:path';
 import { MAX_LINE_BYTES, cutNote, wholeCharacters } from '../process/lines.ts';
+import { forTerminal, lastRedraw } from '../process/terminal.ts';
 import type { BuildError } from './errors.ts';
 
 export const STEP = '-----> ';
@@ -91,7 +93,8 @@ export class BuildLog {
 
   private add(text: string): void {
     if (this.closing) return;
-    const line = cutLine(text, this.lineRoom);
+    // Masked before the cut to count what is kept, and after it: a cut may split a colour sequence.
+    const line = forTerminal(cutLine(forTerminal(text), this.lineRoom));
     const bytes = encodedLength(line);
     if (this.tail) {
       this.tail.push(line, bytes);
@@ -163,8 +166,8 @@ export class BuildLog {
   /** Output of a command, or detail under a step. */
   output(text: string): void {
     // Nearly always one line: no split (it would cost more than the rest of add).
-    if (!text.includes('\n')) this.add(`${INDENT}${text}`);
-    else for (const line of text.split('\n')) this.add(`${INDENT}${line}`);
+    if (!text.includes('\n')) this.add(`${INDENT}${lastRedraw(text)}`);
+    else for (const line of text.split('\n')) this.add(`${INDENT}${lastRedraw(line)}`);
   }
 
   failure(error: BuildError): void {

@@ -2,11 +2,13 @@
  * Runs one admin command for one user, locally or over SSH: finds the
  * command, answers --help, checks the command's declared access, runs it, and
  * turns every error into one line and an exit code (0 ok, 1 refused/user
- * error, 2 system error, 64 usage, 78 invalid config).
+ * error, 2 system error, 64 usage, 78 invalid config). What it prints is made
+ * safe for a terminal (process/terminal.ts).
  */
 import { ValidationError } from '../config/schema.ts';
 import { YamlError } from '../config/yaml.ts';
 import { RepoError, repoNameFrom } from '../git/repos.ts';
+import { forTerminal } from '../process/terminal.ts';
 import { BusyError } from '../state/builds.ts';
 import { UserError, allows } from '../state/users.ts';
 import { type Command, CommandError, type Invocation, UsageError } from './command.ts';
@@ -42,8 +44,11 @@ function authorize(command: Command, invocation: Invocation): void {
   }
 }
 
-export async function dispatch(argv: string[], invocation: Omit<Invocation, 'args'>): Promise<number> {
-  const { io } = invocation;
+export async function dispatch(argv: string[], given: Omit<Invocation, 'args'>): Promise<number> {
+  // All a command prints ends up on a terminal, and much of it is app-made
+  // (commit messages, metadata, build output): shown as data only.
+  const io = { ...given.io, out: (text: string) => given.io.out(forTerminal(text)), err: (text: string) => given.io.err(forTerminal(text)) };
+  const invocation = { ...given, io };
   // Two-word commands ("repos create") before one-word ones ("build").
   const twoWords = argv.length >= 2 ? `${argv[0]} ${argv[1]}` : '';
   const named = COMMANDS.some((c) => c.name === twoWords);
