@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import { expect } from 'chai';
+import { execa } from 'execa';
 import { LocalStorage } from '../src/storage/local.ts';
 import { StorageError } from '../src/storage/handler.ts';
 
@@ -63,6 +64,18 @@ describe('local storage', () => {
     expect((error as Error).message).to.include('source broke');
     expect(await storage.exists('packages/app/broken')).to.equal(false);
     expect(readdirSync(join(dir, '.tmp'))).to.deep.equal([]);
+  });
+
+  it('sweeps the temp files of writers that are gone, and only those', async () => {
+    const tmp = join(dir, '.tmp');
+    mkdirSync(tmp);
+    const gone = await execa('sh', ['-c', 'echo $$']);
+    const dead = `${gone.stdout}-1700000000000-abc`;
+    const live = `${process.pid}-1700000000000-def`;
+    for (const name of [dead, `${dead}.sha256`, live, 'stray']) writeFileSync(join(tmp, name), 'half');
+    expect((await storage.sweep()).sort()).to.deep.equal([dead, `${dead}.sha256`, 'stray'].map((name) => join(tmp, name)).sort());
+    expect(readdirSync(tmp)).to.deep.equal([live]);
+    expect(await new LocalStorage(join(dir, 'never-written')).sweep()).to.deep.equal([]);
   });
 
   it('refuses keys that leave the store', async () => {

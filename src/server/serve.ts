@@ -41,6 +41,7 @@ export async function startServer(config: Config, state: State): Promise<Running
   ensureAdmins(config, state);
   await sweepInterrupted(config, state, log);
   const storage = createStorage(config);
+  for (const path of await storage.sweep()) log(`upaas: removed ${path}, left half-written by a storage write that was interrupted`);
   const queue = new BuildQueue((request) => build({ config, state, storage }, request), config.builder.workers);
   const hookDir = join(config.paths.state, 'hooks');
   await rm(hookDir, { recursive: true, force: true });

@@ -27,6 +27,8 @@ export interface StorageHandler {
   stat(key: string): Promise<StoredObject | null>;
   delete(key: string): Promise<void>;
   list(prefix: string): Promise<StoredObject[]>;
+  /** Removes what writers that are gone left half-written (called at server start); returns what it removed. */
+  sweep(): Promise<string[]>;
 }
 
 export class StorageError extends Error {
