@@ -2,7 +2,7 @@
  * Scenario tests: the real server on random ports, generated admin, user and
  * attacker keys, real `git push` and `ssh` (fixture image builds).
  */
-import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { expect } from 'chai';
@@ -125,6 +125,40 @@ describe('server over SSH', function () {
       const stat = statSync(join(folder, fifo));
       expect(stat.isFIFO() && (stat.mode & 0o777) === 0o600, fifo).to.equal(true);
     }
+  });
+
+  it('starts receive-pack from a process started ahead; a spare that died is replaced, not used', async () => {
+    /** The server's waiting spares: its `sh` children that wait for a repo line. */
+    const spares = () =>
+      readdirSync('/proc')
+        .filter((pid) => /^[0-9]+$/.test(pid))
+        .filter((pid) => {
+          try {
+            const ppid = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ')[1];
+            return Number(ppid) === server.pid && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('read -r repo');
+          } catch {
+            return false;
+          }
+        });
+    expect((await server.ssh(admin, ['repos', 'create', 'spare'])).exitCode).to.equal(0);
+    const [first, ...others] = spares();
+    expect(others, 'one spare').to.deep.equal([]);
+    const slow = { '.upaas.yml': metadata({ interpreter: { type: 'static' }, actions: { setup: { main: 'echo slow-start; sleep 2' } } }) };
+    const { git } = await checkout('spare', slow, admin);
+    const push = git('push', 'upaas', 'main');
+    await lineArrives(push, 'slow-start');
+    expect(readFileSync(`/proc/${first}/cmdline`, 'utf8').split('\0'), 'the spare became this push\'s receive-pack').to.include('receive-pack');
+    expect(String((await push).all)).to.match(/is now current for spare/);
+    const [second] = spares();
+    expect(second, 'a new spare after the push').to.be.a('string').and.not.equal(first);
+    process.kill(Number(second), 'SIGKILL');
+    // Gone from /proc once the server has reaped it.
+    while (existsSync(`/proc/${second}`)) await new Promise((resolve) => setTimeout(resolve, 20));
+    await git('commit', '-q', '--allow-empty', '-m', 'again');
+    const again = await git('push', 'upaas', 'main');
+    expect(String(again.all), 'a push after the spare died').to.match(/is now current for spare/);
+    const [third] = spares();
+    expect(third).to.be.a('string').and.not.equal(second);
   });
 
   it('what a pusher names cannot end the hook request early or pass for a line of it', async () => {

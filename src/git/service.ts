@@ -4,7 +4,7 @@
  * only; for receive-pack, the environment names the push's hook session.
  */
 import { PassThrough, type Readable, type Writable } from 'node:stream';
-import { execa } from 'execa';
+import { type ResultPromise, execa } from 'execa';
 import { installHooks } from './repos.ts';
 
 export type GitService = 'git-upload-pack' | 'git-receive-pack' | 'git-upload-archive';
@@ -37,30 +37,95 @@ export interface ServiceContext {
   pusher: string;
   /** Opens the line to the post-receive shim for each receive-pack. */
   hooks: HookSessions;
+  /** Starts receive-pack over SSH (from a process started ahead). */
+  receivePacks: ReceivePackStarter;
   /** The client's GIT_PROTOCOL (e.g. "version=2"), passed on when well-formed. */
   protocol?: string;
 }
 
-function serviceEnv(context: ServiceContext, session: HookSession | null): Record<string, string> {
-  const env: Record<string, string> = {
-    GIT_CONFIG_NOSYSTEM: '1',
-    GIT_CONFIG_GLOBAL: '/dev/null',
-  };
-  if (session) {
-    env.UPAAS_HOOK_DIR = session.dir;
-    // receive-pack's connectivity check also lists the refs of each "alternate"
-    // object store, which with its quarantine is the repo itself: a second git
-    // start per push for refs `--all` already gave. `true` lists none.
-    env.GIT_CONFIG_COUNT = '1';
-    env.GIT_CONFIG_KEY_0 = 'core.alternateRefsCommand';
-    env.GIT_CONFIG_VALUE_0 = 'true';
-  }
-  if (context.protocol && /^[a-z0-9=:.,-]+$/i.test(context.protocol)) env.GIT_PROTOCOL = context.protocol;
+const BASE_ENV: Record<string, string> = { GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null' };
+
+/**
+ * receive-pack's settings. Its connectivity check also lists the refs of each
+ * "alternate" object store, which with its quarantine is the repo itself: a
+ * second git start per push for refs `--all` already gave. `true` lists none.
+ */
+const RECEIVE_ENV: Record<string, string> = {
+  ...BASE_ENV,
+  GIT_CONFIG_COUNT: '1',
+  GIT_CONFIG_KEY_0: 'core.alternateRefsCommand',
+  GIT_CONFIG_VALUE_0: 'true',
+};
+
+/** The client's GIT_PROTOCOL when it is well-formed, else nothing. */
+const checkedProtocol = (protocol: string | undefined): string | undefined =>
+  protocol && /^[a-z0-9=:.,-]+$/i.test(protocol) ? protocol : undefined;
+
+/** What `git http-backend` needs of the context: it starts receive-pack itself. */
+export type HttpServiceContext = Omit<ServiceContext, 'receivePacks'>;
+
+function serviceEnv(context: { protocol?: string }, session: HookSession | null): Record<string, string> {
+  const env: Record<string, string> = session ? { ...RECEIVE_ENV, UPAAS_HOOK_DIR: session.dir } : { ...BASE_ENV };
+  const protocol = checkedProtocol(context.protocol);
+  if (protocol) env.GIT_PROTOCOL = protocol;
   return env;
 }
 
+/**
+ * Starts receive-pack from a process started ahead. Starting a process stalls
+ * this server's event loop for about 10 ms (fork copies the page tables of a
+ * big process), and every push over SSH waited for it. So a spare `sh` waits
+ * for its orders, started at server start and after each push, never during
+ * one; a push hands it three lines (the repo, the hook folder, the protocol)
+ * and it execs receive-pack with them. Every value is a server-made path or a
+ * checked protocol, and sh takes them as data (`read -r`), never as code.
+ */
+export class ReceivePackStarter {
+  private spare: ResultPromise<{ stdin: 'pipe'; buffer: false; reject: false }> | null = null;
+
+  /** Starts the spare unless a live one waits. */
+  prepare(): void {
+    if (this.spare && this.spare.exitCode === null && this.spare.signalCode === null) return;
+    const script = [
+      'IFS= read -r repo && IFS= read -r dir && IFS= read -r protocol || exit 70',
+      'export UPAAS_HOOK_DIR="$dir"',
+      '[ -z "$protocol" ] || export GIT_PROTOCOL="$protocol"',
+      'exec git receive-pack "$repo"',
+    ].join('\n');
+    const spare = execa('sh', ['-c', script], { env: RECEIVE_ENV, stdin: 'pipe', buffer: false, reject: false });
+    spare.catch(() => undefined);
+    // A spare that died meanwhile (killed by hand) must not take the server with it.
+    spare.stdin.on('error', () => undefined);
+    this.spare = spare;
+  }
+
+  /** receive-pack on `repo` for `session`: the spare when a live one waits, else a new process. */
+  start(repo: string, session: HookSession, context: { protocol?: string }, signal?: AbortSignal) {
+    const spare = this.spare;
+    this.spare = null;
+    const orders = [repo, session.dir, checkedProtocol(context.protocol) ?? ''];
+    // (A line break in a path, from a strange paths.repos or paths.state, would shift the lines.)
+    if (spare && spare.exitCode === null && spare.signalCode === null && spare.stdin.writable && !orders.some((line) => line.includes('\n'))) {
+      spare.stdin.write(`${orders.join('\n')}\n`);
+      const stop = () => spare.kill();
+      if (signal?.aborted) stop();
+      signal?.addEventListener('abort', stop, { once: true });
+      void spare.finally(() => signal?.removeEventListener('abort', stop));
+      return spare;
+    }
+    spare?.kill();
+    return execa('git', ['receive-pack', repo], { env: serviceEnv(context, session), stdin: 'pipe', buffer: false, reject: false, cancelSignal: signal });
+  }
+
+  /** Ends the spare (the server stops). */
+  close(): void {
+    this.spare?.kill();
+    this.spare = null;
+  }
+}
+
 /** For receive-pack: the hooks in place and a session for the shim. */
-async function prepareReceive(repo: string, context: ServiceContext): Promise<HookSession> {
+async function prepareReceive(repo: string, context: HttpServiceContext): Promise<HookSession> {
   await installHooks(repo);
   return context.hooks.open(context.app, context.pusher);
 }
@@ -75,13 +140,9 @@ export async function runGitService(
 ): Promise<number> {
   const session = service === 'git-receive-pack' ? await prepareReceive(repo, context) : null;
   try {
-    const child = execa('git', [service.slice('git-'.length), repo], {
-      env: serviceEnv(context, session),
-      stdin: 'pipe',
-      buffer: false,
-      reject: false,
-      cancelSignal: signal,
-    });
+    const child = session
+      ? context.receivePacks.start(repo, session, context, signal)
+      : execa('git', [service.slice('git-'.length), repo], { env: serviceEnv(context, null), stdin: 'pipe', buffer: false, reject: false, cancelSignal: signal });
     streams.stdin.pipe(child.stdin);
     child.stdin.on('error', () => undefined);
     child.stdout.pipe(streams.stdout, { end: false });
@@ -92,6 +153,8 @@ export async function runGitService(
     return result.exitCode ?? 128;
   } finally {
     await session?.close();
+    // The next push's receive-pack, now that this one is through.
+    if (session) context.receivePacks.prepare();
   }
 }
 
@@ -121,7 +184,7 @@ export async function runHttpBackend(
   reposDir: string,
   repo: string,
   request: CgiRequest,
-  context: ServiceContext,
+  context: HttpServiceContext,
   signal?: AbortSignal,
 ): Promise<CgiResponse> {
   // Only the POST runs receive-pack (and its hook); info/refs just advertises.

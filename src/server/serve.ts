@@ -1,14 +1,15 @@
 /**
  * `upaas serve`: the long-running server. Wires the state, the build queue,
- * the hook socket and the transports, makes sure the config's admins exist,
- * and on SIGTERM/SIGINT stops taking work, lets running builds finish within
- * builder.grace seconds, and exits.
+ * the hook sessions, the receive-pack starter and the transports, makes sure
+ * the config's admins exist, and on SIGTERM/SIGINT stops taking work, lets
+ * running builds finish within builder.grace seconds, and exits.
  */
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { build } from '../build/builder.ts';
 import { sweepInterrupted } from '../build/sweep.ts';
 import type { Config } from '../config/config.ts';
+import { ReceivePackStarter } from '../git/service.ts';
 import type { State } from '../state/state.ts';
 import { createStorage } from '../storage/index.ts';
 import { parsePublicKey } from '../users/public-key.ts';
@@ -48,7 +49,9 @@ export async function startServer(config: Config, state: State): Promise<Running
   await mkdir(hookDir, { recursive: true, mode: 0o700 });
   const hooks = new HookSessionFactory(hookDir, config.apps.branch, queue);
   hooks.prepare();
-  const transport = { services: { config, state, queue }, host: config.server.host, hooks, log };
+  const receivePacks = new ReceivePackStarter();
+  receivePacks.prepare();
+  const transport = { services: { config, state, queue }, host: config.server.host, hooks, receivePacks, log };
   const ssh = await startSsh({ ...transport, port: config.server.ssh.port });
   const http = await startHttp({ ...transport, port: config.server.http.port });
   const portOf = (address: ReturnType<typeof http.address>, fallback: number) =>
@@ -71,6 +74,7 @@ export async function startServer(config: Config, state: State): Promise<Running
         ssh.close();
         http.close();
         http.closeIdleConnections();
+        receivePacks.close();
         await queue.stop(config.builder.grace);
       })();
       return stopping;

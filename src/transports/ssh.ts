@@ -177,7 +177,7 @@ async function gitOverSsh(
     service,
     path,
     { stdin: channel, stdout: channel, stderr: channel.stderr },
-    { app, pusher: user.name, hooks: options.hooks, protocol },
+    { app, pusher: user.name, hooks: options.hooks, receivePacks: options.receivePacks, protocol },
     signal,
   );
 }
