@@ -70,11 +70,19 @@ describe('local storage', () => {
     const tmp = join(dir, '.tmp');
     mkdirSync(tmp);
     const gone = await execa('sh', ['-c', 'echo $$']);
-    const dead = `${gone.stdout}-1700000000000-abc`;
-    const live = `${process.pid}-1700000000000-def`;
-    for (const name of [dead, `${dead}.sha256`, live, 'stray']) writeFileSync(join(tmp, name), 'half');
-    expect((await storage.sweep()).sort()).to.deep.equal([dead, `${dead}.sha256`, 'stray'].map((name) => join(tmp, name)).sort());
-    expect(readdirSync(tmp)).to.deep.equal([live]);
+    const writer = execa('sleep', ['60']);
+    try {
+      const dead = `${gone.stdout}-1700000000000-abc`;
+      const live = `${writer.pid}-1700000000000-def`;
+      // A file named with the sweeper's own PID is a dead predecessor's: it has written nothing yet.
+      const predecessor = `${process.pid}-1700000000000-ghi`;
+      for (const name of [dead, `${dead}.sha256`, live, predecessor, 'stray']) writeFileSync(join(tmp, name), 'half');
+      expect((await storage.sweep()).sort()).to.deep.equal([dead, `${dead}.sha256`, predecessor, 'stray'].map((name) => join(tmp, name)).sort());
+      expect(readdirSync(tmp)).to.deep.equal([live]);
+    } finally {
+      writer.kill();
+      await writer.catch(() => undefined);
+    }
     expect(await new LocalStorage(join(dir, 'never-written')).sweep()).to.deep.equal([]);
   });
 

@@ -3,13 +3,14 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
+import { userError } from '../src/build/errors.ts';
 import { BuildLog } from '../src/build/log.ts';
 import { dispatch } from '../src/cli/dispatch.ts';
 import { forTerminal, lastRedraw } from '../src/process/terminal.ts';
 
 const ESC = '\x1b';
 /** Any escape or control character a terminal acts on, other than an SGR colour sequence. */
-const ACTIVE = /\x1b(?!\[[0-9;:]*m)|[\x00-\x08\x0b-\x1a\x1c-\x1f]/;
+const ACTIVE = /\x1b(?!\[[0-9;:]*m)|[\x00-\x08\x0b-\x1a\x1c-\x1f\x80-\x9f]/;
 
 describe('text for terminals', () => {
   it('shows control characters in caret notation and keeps colours, reset at the end', () => {
@@ -21,6 +22,10 @@ describe('text for terminals', () => {
     expect(forTerminal(`${ESC}[32mstill green\n`)).to.equal(`${ESC}[32mstill green${ESC}[m\n`);
     // A colour sequence cut short is no colour: its ESC is shown.
     expect(forTerminal(`cut ${ESC}[3`)).to.equal('cut ^[[3');
+    // 8-bit controls: CSI and OSC as one character each, which some terminals obey.
+    expect(forTerminal('x\u009b2Jy\u009d0;t\u0007')).to.equal('xM-^[2JyM-^]0;t^G');
+    // Conceal hides text: not kept as a colour.
+    expect(forTerminal(`shown${ESC}[8m hidden${ESC}[1;8m`)).to.equal('shown^[[8m hidden^[[1;8m');
     const once = forTerminal(`${ESC}[32mgreen`);
     expect(forTerminal(once), 'applying it twice changes nothing').to.equal(once);
   });
@@ -39,7 +44,9 @@ describe('text for terminals', () => {
       log.step(`Revision abc: subject${ESC}[2K${ESC}[1Gforged`);
       log.output(`real error${ESC}[1A${ESC}[2K\r-----> Package fake is now current`);
       log.output(`${ESC}[31mred output${ESC}[0m`);
-      log.output(`${'x'.repeat(20_000)}${ESC}[31m${'y'.repeat(20_000)}`);
+      // A colour sequence at every offset around where a long line is cut (16 KiB + 128 - 48 bytes).
+      for (let offset = -12; offset <= 4; offset++) log.output(`${'x'.repeat(16 * 1024 + 80 - 7 + offset)}${ESC}[31;1;4m${'y'.repeat(200)}`);
+      log.failure(userError(`main action failed: \`exit 1\n-----> Package 0123 (1.2 MiB) is now current for app${ESC}[8m\` exited with status 1`));
       await log.close();
       for (const line of [...seen, ...log.text().split('\n'), ...readFileSync(join(dir, 'build.log'), 'utf8').split('\n')]) {
         expect(ACTIVE.test(line), JSON.stringify(line.slice(0, 120))).to.equal(false);
@@ -47,7 +54,12 @@ describe('text for terminals', () => {
       expect(seen[0]).to.equal('-----> Revision abc: subject^[[2K^[[1Gforged');
       expect(seen[1], 'the redraw keeps the last text, indented like all output').to.equal('       -----> Package fake is now current');
       expect(seen[2]).to.equal(`       ${ESC}[31mred output${ESC}[0m`);
-      expect(seen[3]).to.match(/^ {7}x+ … \[line cut: \d+ more bytes\]$/);
+      const cuts = seen.slice(3, -1);
+      for (const cut of cuts) expect(cut).to.include(' … [line cut: ');
+      expect(cuts.filter((cut) => /\^\[\[3 … \[line cut/.test(cut)), 'a sequence cut after "ESC [3" shows its ESC').to.have.length(1);
+      expect(seen.at(-1), 'the failure stays one line, its forged part inside it').to.equal(
+        '!     user error: main action failed: `exit 1^J-----> Package 0123 (1.2 MiB) is now current for app^[[8m` exited with status 1',
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

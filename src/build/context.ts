@@ -95,7 +95,9 @@ export async function runCommands(
     if (result.aborted) throw cancelledError();
     if (result.startError) throw new BuildError('system', `${what}: the command could not be started (${result.startError})`);
     if (!result.ok) {
-      const shown = display.length > 80 ? `${display.slice(0, 77)}...` : display;
+      const [first = ''] = display.split('\n');
+      const line = first === display ? display : `${first} …`;
+      const shown = line.length > 80 ? `${line.slice(0, 77)}...` : line;
       throw new BuildError(kind, `${what} failed: \`${shown}\` ${describeEnd(result, timeoutSeconds)}`);
     }
   }

@@ -93,8 +93,11 @@ export class BuildLog {
 
   private add(text: string): void {
     if (this.closing) return;
-    // Masked before the cut to count what is kept, and after it: a cut may split a colour sequence.
-    const line = forTerminal(cutLine(forTerminal(text), this.lineRoom));
+    // One line, whatever an error message holds: app-made text with a line break
+    // would start a line of its own, at column 0 like a step. Masked before the
+    // cut to count what is kept, and after it: a cut may split a colour sequence.
+    const single = text.includes('\n') ? text.replaceAll('\n', '^J') : text;
+    const line = forTerminal(cutLine(forTerminal(single), this.lineRoom));
     const bytes = encodedLength(line);
     if (this.tail) {
       this.tail.push(line, bytes);

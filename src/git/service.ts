@@ -82,10 +82,11 @@ function serviceEnv(context: { protocol?: string }, session: HookSession | null)
  */
 export class ReceivePackStarter {
   private spare: ResultPromise<{ stdin: 'pipe'; buffer: false; reject: false }> | null = null;
+  private closed = false;
 
-  /** Starts the spare unless a live one waits. */
+  /** Starts the spare unless a live one waits (or the server is stopping). */
   prepare(): void {
-    if (this.spare && this.spare.exitCode === null && this.spare.signalCode === null) return;
+    if (this.closed || (this.spare && this.spare.exitCode === null && this.spare.signalCode === null)) return;
     const script = [
       'IFS= read -r repo && IFS= read -r dir && IFS= read -r protocol || exit 70',
       'export UPAAS_HOOK_DIR="$dir"',
@@ -119,6 +120,7 @@ export class ReceivePackStarter {
 
   /** Ends the spare (the server stops). */
   close(): void {
+    this.closed = true;
     this.spare?.kill();
     this.spare = null;
   }

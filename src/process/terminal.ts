@@ -5,22 +5,25 @@
  * escape sequence could clear a line, move the cursor over the real error and
  * draw "-----> Package ... is now current" in its place, or retitle the
  * window. Colours (SGR: ESC [ ... m) stay, as git 2.49 keeps them by default,
- * and are reset at the end; every other control character but tab and newline
- * is shown in caret notation (ESC as ^[, backspace as ^H, CR as ^M).
+ * except conceal (SGR 8, it hides text), and are reset at the end; every other
+ * control character but tab and newline is shown in caret notation (ESC as
+ * ^[, backspace as ^H, CR as ^M; the 8-bit controls, which some terminals also
+ * obey, as M-^[ and so on).
  */
-const CONTROL = /[\x00-\x08\x0b-\x1f]/;
-const COLOUR_OR_CONTROL = /\x1b\[[0-9;:]*m|[\x00-\x08\x0b-\x1f]/g;
+const CONTROL = /[\x00-\x08\x0b-\x1f\x80-\x9f]/;
+const COLOUR_OR_CONTROL = /\x1b\[[0-9;:]*m|[\x00-\x08\x0b-\x1f\x80-\x9f]/g;
 const RESET = '\x1b[m';
+
+const caret = (code: number): string => (code >= 0x80 ? `M-^${String.fromCharCode(code - 0x80 + 64)}` : `^${String.fromCharCode(code + 64)}`);
 
 export function forTerminal(text: string): string {
   if (!CONTROL.test(text)) return text;
   let coloured = false;
   const shown = text.replace(COLOUR_OR_CONTROL, (match) => {
-    if (match.length > 1) {
-      coloured = match !== RESET && match !== '\x1b[0m';
-      return match;
-    }
-    return `^${String.fromCharCode(match.charCodeAt(0) + 64)}`;
+    if (match.length === 1) return caret(match.charCodeAt(0));
+    if (match.slice(2, -1).split(/[;:]/).includes('8')) return `^[${match.slice(1)}`;
+    coloured = match !== RESET && match !== '\x1b[0m';
+    return match;
   });
   if (!coloured) return shown;
   // The reset goes before a final newline, so that it ends this text's own line.

@@ -63,13 +63,17 @@ export class LocalStorage implements StorageHandler {
    * Temp files of writers that died mid-put (a crash, a SIGKILL): each name
    * starts with its writer's PID, and one whose process is gone is removed.
    * A live writer's file (a local `upaas build` beside the server) stays.
+   * Called before this process writes anything.
    */
   async sweep(): Promise<string[]> {
     const tmp = join(this.dir, '.tmp');
     const removed: string[] = [];
     for (const entry of await readdir(tmp).catch(() => [] as string[])) {
       const pid = /^([0-9]+)-/.exec(entry)?.[1];
-      if (pid !== undefined && (await stat(`/proc/${pid}`).then(() => true, () => false))) continue;
+      // This process has written nothing yet: a file with its PID is a dead predecessor's
+      // (a restarted container often gets the same PID).
+      const live = pid !== undefined && pid !== String(process.pid) && (await stat(`/proc/${pid}`).then(() => true, () => false));
+      if (live) continue;
       await rm(join(tmp, entry), { force: true, recursive: true });
       removed.push(join(tmp, entry));
     }
