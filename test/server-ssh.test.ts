@@ -287,16 +287,31 @@ describe('server over SSH', function () {
     }
   });
 
-  it('SIGTERM lets a running build finish, then the server exits', async () => {
-    expect((await server.ssh(admin, ['repos', 'create', 'stopper'])).exitCode).to.equal(0);
-    const slow = { '.upaas.yml': metadata({ interpreter: { type: 'static' }, actions: { setup: { main: 'echo slow-start; sleep 3' } } }) };
-    const { git } = await checkout('stopper', slow, admin);
+  /** Pushes APP whose main action starts with `echo slow-start`, sends SIGTERM once it has, waits for push and server to end. */
+  async function stopDuringBuild(app: string, main: string): Promise<string> {
+    expect((await server.ssh(admin, ['repos', 'create', app])).exitCode).to.equal(0);
+    const { git } = await checkout(app, { '.upaas.yml': metadata({ interpreter: { type: 'static' }, actions: { setup: { main } } }) }, admin);
     const push = git('push', 'upaas', 'main');
     await lineArrives(push, 'slow-start');
     process.kill(server.pid as number, 'SIGTERM');
-    const result = await push;
-    expect(String(result.all), String(result.all) + server.output.join("")).to.match(/is now current for stopper/);
+    const output = String((await push).all);
     expect(await server.exited(), 'exits by itself, cleanly').to.equal(0);
+    return output;
+  }
+
+  /** A new world with config `overrides` and the admin, and a server on it (afterEach tears it down). */
+  async function restartWith(overrides: Record<string, unknown>): Promise<void> {
+    await server.stop();
+    world.remove();
+    world = new World(overrides);
+    expect((await world.cliWithInput(admin.publicKey, 'users', 'add', 'admin', '--admin')).exitCode).to.equal(0);
+    server = new TestServer(world);
+    await server.start();
+  }
+
+  it('SIGTERM lets a running build finish, then the server exits', async () => {
+    const output = await stopDuringBuild('stopper', 'echo slow-start; sleep 3');
+    expect(output, output + server.output.join('')).to.match(/is now current for stopper/);
     expect(server.output.join('')).to.include('stopping; running builds get 120s to finish');
     const refused = await server.ssh(admin, ['whoami']);
     expect(refused.exitCode, 'no longer serving').to.equal(255);
@@ -305,22 +320,10 @@ describe('server over SSH', function () {
   });
 
   it('SIGTERM past builder.grace cancels a running build cleanly: the pusher is told, nothing is kept, the server exits', async () => {
-    await server.stop();
-    world.remove();
-    world = new World({ builder: { grace: 1 } });
-    expect((await world.cliWithInput(admin.publicKey, 'users', 'add', 'admin', '--admin')).exitCode).to.equal(0);
-    server = new TestServer(world);
-    await server.start();
-    expect((await server.ssh(admin, ['repos', 'create', 'overrun'])).exitCode).to.equal(0);
-    const endless = { '.upaas.yml': metadata({ interpreter: { type: 'static' }, actions: { setup: { main: 'echo slow-start; sleep 600' } } }) };
-    const { git } = await checkout('overrun', endless, admin);
-    const push = git('push', 'upaas', 'main');
-    await lineArrives(push, 'slow-start');
-    process.kill(server.pid as number, 'SIGTERM');
-    const output = String((await push).all);
+    await restartWith({ builder: { grace: 1 } });
+    const output = await stopDuringBuild('overrun', 'echo slow-start; sleep 600');
     expect(output).to.include('remote: !     system error: the build was cancelled (the server is stopping or the caller went away)');
     expect(output).not.to.include('is now current');
-    expect(await server.exited(), 'exits by itself, cleanly').to.equal(0);
     expect(server.output.join('')).to.include('stopping; running builds get 1s to finish');
     const builds = JSON.parse((await world.cli('builds', 'overrun', '--json')).stdout) as { status: string; errorMessage: string }[];
     expect(builds.map((b) => [b.status, b.errorMessage])).to.deep.equal([['failed', 'the build was cancelled (the server is stopping or the caller went away)']]);
@@ -358,11 +361,7 @@ describe('server over SSH', function () {
   });
 
   it('takes its first admins from upaas.yml', async () => {
-    await server.stop();
-    world.remove();
-    world = new World({ admins: [{ name: 'boss', key: attacker.publicKey }] });
-    server = new TestServer(world);
-    await server.start();
+    await restartWith({ admins: [{ name: 'boss', key: attacker.publicKey }] });
     const who = await server.ssh(attacker, ['whoami']);
     expect(who.stdout).to.equal('boss (admin)');
     expect((await server.ssh(attacker, ['users', 'list'])).exitCode).to.equal(0);

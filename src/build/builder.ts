@@ -13,7 +13,7 @@ import { loadMetadata } from '../metadata/metadata.ts';
 import type { State } from '../state/state.ts';
 import type { StorageHandler } from '../storage/handler.ts';
 import type { BuildContext } from './context.ts';
-import { BuildError, asBuildError, userError } from './errors.ts';
+import { BuildError, asBuildError, cancelledError, userError } from './errors.ts';
 import { BuildLog, failureLine, formatBytes } from './log.ts';
 import { chooseInterpreter, makePlan } from './plan.ts';
 import { checkoutApp } from './steps/checkout.ts';
@@ -81,7 +81,8 @@ export async function build(services: Services, request: BuildRequest): Promise<
     state.builds.finish(record.id, { status: 'succeeded', packageId: pkg.id, log: log.text() });
     return { ok: true, buildId: record.id, package: pkg, timings: timings() };
   } catch (thrown) {
-    const error = asBuildError(thrown);
+    // Once cancelled, whatever failed (a killed tar, a command, a check) failed for that reason.
+    const error = request.signal?.aborted ? cancelledError() : asBuildError(thrown);
     log.failure(error);
     state.builds.finish(record.id, { status: 'failed', errorKind: error.kind, errorMessage: error.message, log: log.text() });
     return { ok: false, buildId: record.id, error, timings: timings() };

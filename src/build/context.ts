@@ -10,7 +10,7 @@ import { type SandboxOptions, runScriptInSandbox } from '../sandbox/sandbox.ts';
 import type { State } from '../state/state.ts';
 import type { PackageRecord } from '../state/packages.ts';
 import type { StorageHandler } from '../storage/handler.ts';
-import { BuildError, type ErrorKind, cancelledError } from './errors.ts';
+import { BuildError, type ErrorKind } from './errors.ts';
 import type { BuildLog } from './log.ts';
 import type { OsRelease, Plan } from './plan.ts';
 
@@ -62,11 +62,6 @@ export function actionEnv(ctx: BuildContext, whose: 'app' | 'admin'): Record<str
   return env;
 }
 
-/** Throws the cancelled error once the build's signal has fired (a step's failure may only be its echo). */
-export function checkCancelled(ctx: BuildContext): void {
-  if (ctx.signal?.aborted) throw cancelledError();
-}
-
 /**
  * Runs shell commands one after another in the chroot, each with `sh -c`,
  * output indented in the log. The first failure throws a BuildError of `kind`
@@ -92,7 +87,6 @@ export async function runCommands(
       onLine: (line) => ctx.log.output(line),
     });
     ctx.stats.commandMs += performance.now() - started;
-    if (result.aborted) throw cancelledError();
     if (result.startError) throw new BuildError('system', `${what}: the command could not be started (${result.startError})`);
     if (!result.ok) {
       const [first = ''] = display.split('\n');

@@ -71,6 +71,13 @@ function serviceEnv(context: { protocol?: string }, session: HookSession | null)
   return env;
 }
 
+/** `git ARGS` with its stdin, stdout and stderr piped to this process. */
+const startGit = (args: string[], env: Record<string, string>, signal?: AbortSignal) =>
+  execa('git', args, { env, stdin: 'pipe', buffer: false, reject: false, cancelSignal: signal });
+
+/** A started process that has not ended (as far as this process has heard). */
+const running = (child: { exitCode: number | null; signalCode: string | null }) => child.exitCode === null && child.signalCode === null;
+
 /**
  * Starts receive-pack from a process started ahead. Starting a process stalls
  * this server's event loop for about 10 ms (fork copies the page tables of a
@@ -86,7 +93,7 @@ export class ReceivePackStarter {
 
   /** Starts the spare unless a live one waits (or the server is stopping). */
   prepare(): void {
-    if (this.closed || (this.spare && this.spare.exitCode === null && this.spare.signalCode === null)) return;
+    if (this.closed || (this.spare && running(this.spare))) return;
     const script = [
       'IFS= read -r repo && IFS= read -r dir && IFS= read -r protocol || exit 70',
       'export UPAAS_HOOK_DIR="$dir"',
@@ -106,7 +113,7 @@ export class ReceivePackStarter {
     this.spare = null;
     const orders = [repo, session.dir, checkedProtocol(context.protocol) ?? ''];
     // (A line break in a path, from a strange paths.repos or paths.state, would shift the lines.)
-    if (spare && spare.exitCode === null && spare.signalCode === null && spare.stdin.writable && !orders.some((line) => line.includes('\n'))) {
+    if (spare && running(spare) && spare.stdin.writable && !orders.some((line) => line.includes('\n'))) {
       spare.stdin.write(`${orders.join('\n')}\n`);
       const stop = () => spare.kill();
       if (signal?.aborted) stop();
@@ -115,7 +122,7 @@ export class ReceivePackStarter {
       return spare;
     }
     spare?.kill();
-    return execa('git', ['receive-pack', repo], { env: serviceEnv(context, session), stdin: 'pipe', buffer: false, reject: false, cancelSignal: signal });
+    return startGit(['receive-pack', repo], serviceEnv(context, session), signal);
   }
 
   /** Ends the spare (the server stops). */
@@ -144,7 +151,7 @@ export async function runGitService(
   try {
     const child = session
       ? context.receivePacks.start(repo, session, context, signal)
-      : execa('git', [service.slice('git-'.length), repo], { env: serviceEnv(context, null), stdin: 'pipe', buffer: false, reject: false, cancelSignal: signal });
+      : startGit([service.slice('git-'.length), repo], serviceEnv(context, null), signal);
     streams.stdin.pipe(child.stdin);
     child.stdin.on('error', () => undefined);
     child.stdout.pipe(streams.stdout, { end: false });

@@ -6,7 +6,7 @@
  */
 import { describeEnd } from '../../process/run.ts';
 import { runInSandbox } from '../../sandbox/sandbox.ts';
-import { type BuildContext, actionEnv, checkCancelled, runCommands } from '../context.ts';
+import { type BuildContext, actionEnv, runCommands } from '../context.ts';
 import { systemError } from '../errors.ts';
 import { writeAppFiles } from './files.ts';
 
@@ -35,7 +35,6 @@ async function handOver(ctx: BuildContext): Promise<void> {
     signal: ctx.signal,
     onLine: (line) => ctx.log.output(line),
   });
-  checkCancelled(ctx);
   if (!result.ok) {
     throw systemError(`cannot give ${home} to ${uid}:${gid} (apps.uid/apps.gid): chown ${describeEnd(result, ctx.config.commands.timelimit)}`);
   }

@@ -5,7 +5,7 @@
  */
 import { EXTENSION, packTree } from '../../archive/tar.ts';
 import type { KeyFor, StoredObject } from '../../storage/handler.ts';
-import { type BuildContext, checkCancelled } from '../context.ts';
+import type { BuildContext } from '../context.ts';
 import { systemError } from '../errors.ts';
 
 export async function archivePackage(ctx: BuildContext): Promise<StoredObject> {
@@ -25,7 +25,6 @@ export async function storeTree(ctx: BuildContext, root: string, key: KeyFor, wh
   const [put, packed] = await Promise.allSettled([ctx.storage.put(key, stream), done]);
   if (put.status === 'fulfilled' && packed.status === 'fulfilled') return put.value;
   if (put.status === 'fulfilled') await ctx.storage.delete(put.value.key).catch(() => undefined);
-  checkCancelled(ctx);
   const reason = (packed.status === 'rejected' ? packed.reason : (put as PromiseRejectedResult).reason) as Error;
   throw systemError(`cannot create or store ${what}: ${reason.message}`, { cause: reason });
 }

@@ -13,7 +13,7 @@ import type { StoredObject } from '../../storage/handler.ts';
 import { describeEnd } from '../../process/run.ts';
 import { removeTree } from '../../sandbox/mounts.ts';
 import { runInSandbox, runIsolatedOnHost } from '../../sandbox/sandbox.ts';
-import { type BuildContext, actionEnv, checkCancelled, runCommands } from '../context.ts';
+import { type BuildContext, actionEnv, runCommands } from '../context.ts';
 import { systemError } from '../errors.ts';
 import { formatBytes } from '../log.ts';
 import { parseOsRelease } from '../plan.ts';
@@ -56,7 +56,6 @@ export async function prepareBase(ctx: BuildContext): Promise<void> {
     try {
       await unpackTree(await ctx.storage.get(pkg.storageKey), ctx.root, pkg.compression, ctx.signal);
     } catch (error) {
-      checkCancelled(ctx);
       throw systemError(`cannot unpack the current package ${pkg.id.slice(0, 12)}: ${(error as Error).message}; a fresh build (-o fresh) does not need it`, {
         cause: error,
       });
@@ -109,6 +108,8 @@ async function unpackCached(ctx: BuildContext, key: string, cached: StoredObject
   ctx.log.step(`Unpacking system image (${formatBytes(cached.bytes)}, built ${cached.modifiedAt.toISOString()})`);
   const problem = await tryUnpack(ctx, key);
   if (problem === null) return true;
+  // A cancelled unpack is no broken image: the build ends here (builder.ts reports why).
+  if (ctx.signal?.aborted) throw systemError(`unpacking the system image stopped: ${problem}`);
   ctx.log.output(`the cached image is broken (${problem}); rebuilding it`);
   await removeTree(ctx.root);
   await mkdir(ctx.root);
@@ -120,11 +121,9 @@ async function tryUnpack(ctx: BuildContext, key: string): Promise<string | null>
   try {
     await unpackTree(await ctx.storage.get(key), ctx.root, compressionOf(key), ctx.signal);
   } catch (error) {
-    checkCancelled(ctx);
     return (error as Error).message;
   }
   const check = await runInSandbox(ctx.root, ['/bin/true'], { timeoutSeconds: 60, signal: ctx.signal });
-  checkCancelled(ctx);
   return check.ok ? null : `/bin/true ${describeEnd(check)} in it: ${check.tail.slice(-3).join(' ')}`;
 }
 
@@ -144,11 +143,9 @@ async function buildImage(ctx: BuildContext, key: string): Promise<void> {
       signal: ctx.signal,
       onLine: (line) => ctx.log.output(line),
     });
-    checkCancelled(ctx);
     if (!result.ok) throw systemError(`bootstrap command failed: \`${command}\` ${describeEnd(result, bootstrap.timelimit)}`);
   }
   const check = await runInSandbox(imageRoot, ['/bin/true'], { timeoutSeconds: 60, signal: ctx.signal });
-  checkCancelled(ctx);
   if (!check.ok) {
     throw systemError(`the bootstrap commands made no working image: /bin/true ${describeEnd(check)} in it`, {
       detail: check.tail.join('\n'),
@@ -190,6 +187,5 @@ async function readOsRelease(ctx: BuildContext) {
     signal: ctx.signal,
     onLine: (line) => lines.push(line),
   });
-  checkCancelled(ctx);
   return result.ok ? parseOsRelease(lines.join('\n')) : null;
 }
