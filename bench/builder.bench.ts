@@ -10,7 +10,7 @@ import { cpSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { type BuildOutcome, build } from '../src/build/builder.ts';
+import { type BuildOutcome, build } from '../src/builder/builder.ts';
 import { type Config, parseConfig } from '../src/config/config.ts';
 import { loadYamlFile } from '../src/config/yaml.ts';
 import { createRepo } from '../src/git/repos.ts';

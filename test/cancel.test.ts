@@ -7,7 +7,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import { expect } from 'chai';
-import { build } from '../src/build/builder.ts';
+import { build } from '../src/builder/builder.ts';
 import { loadConfig } from '../src/config/config.ts';
 import { State } from '../src/state/state.ts';
 import { createStorage } from '../src/storage/index.ts';

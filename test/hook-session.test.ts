@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { execa } from 'execa';
 import { HookSessionFactory, parseRequest } from '../src/server/hook-session.ts';
-import { BuildQueue } from '../src/server/queue.ts';
+import { BuildQueue } from '../src/core/queue.ts';
 import { PROJECT } from './helpers/world.ts';
 
 const SHIM = join(PROJECT, 'hooks/post-receive');

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { execa } from 'execa';
-import { build } from '../src/build/builder.ts';
+import { build } from '../src/builder/builder.ts';
 import { loadConfig } from '../src/config/config.ts';
 import { State } from '../src/state/state.ts';
 import { createStorage } from '../src/storage/index.ts';

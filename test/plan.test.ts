@@ -3,8 +3,8 @@ import { expect } from 'chai';
 import { parseConfig } from '../src/config/config.ts';
 import { validate } from '../src/config/schema.ts';
 import { metadataSchema } from '../src/metadata/metadata.ts';
-import { appPackages, chooseInterpreter, makePlan, selectVersion, versionMatches } from '../src/build/plan.ts';
-import { BuildError } from '../src/build/errors.ts';
+import { appPackages, chooseInterpreter, makePlan, selectVersion, versionMatches } from '../src/builder/plan.ts';
+import { BuildError } from '../src/builder/errors.ts';
 
 const config = parseConfig(
   {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { execa } from 'execa';
-import { sweepInterrupted } from '../src/build/sweep.ts';
+import { sweepInterrupted } from '../src/builder/sweep.ts';
 import { parseConfig } from '../src/config/config.ts';
 import { BusyError } from '../src/state/builds.ts';
 import { processIdentity } from '../src/state/process-identity.ts';

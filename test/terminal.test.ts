@@ -3,9 +3,9 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { userError } from '../src/build/errors.ts';
-import { BuildLog } from '../src/build/log.ts';
-import { dispatch } from '../src/cli/dispatch.ts';
+import { userError } from '../src/builder/errors.ts';
+import { BuildLog } from '../src/builder/log.ts';
+import { dispatch } from '../src/commands/dispatch.ts';
 import { forTerminal, lastRedraw } from '../src/process/terminal.ts';
 
 const ESC = '\x1b';

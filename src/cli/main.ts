@@ -3,8 +3,8 @@
  * local admin. The same commands run over SSH through the same dispatcher.
  */
 import { text } from 'node:stream/consumers';
-import { type Io, LOCAL_ADMIN, lazyServices } from './command.ts';
-import { dispatch } from './dispatch.ts';
+import { type Io, LOCAL_ADMIN, lazyServices } from '../commands/command.ts';
+import { dispatch } from '../commands/dispatch.ts';
 
 export async function main(argv: string[]): Promise<number> {
   const args = [...argv];

@@ -19,7 +19,7 @@ import {
   withDefault,
 } from '../config/schema.ts';
 import { YamlError, parseYaml } from '../config/yaml.ts';
-import { userError } from '../build/errors.ts';
+import { userError } from '../builder/errors.ts';
 import { FileTooLargeError, readFileAt } from '../git/repos.ts';
 
 const packages = () =>

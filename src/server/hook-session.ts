@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import type { HookSession, HookSessions } from '../git/service.ts';
 import { type HookRequest, planPush } from './push.ts';
-import type { BuildQueue } from './queue.ts';
+import type { BuildQueue } from '../core/queue.ts';
 
 const REF_LINE = /^ref ([0-9a-f]{40}|[0-9a-f]{64}) ([0-9a-f]{40}|[0-9a-f]{64}) (refs\/[^\s]+)$/;
 const MAX_REQUEST_BYTES = 1024 * 1024;

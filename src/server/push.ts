@@ -5,7 +5,7 @@
  * lines, written by the server as soon as the hook reports the push; a push
  * that builds ends them with "Received BRANCH at REV".
  */
-import { STEP } from '../build/log.ts';
+import { STEP } from '../builder/log.ts';
 import { VERSION } from '../config/patterns.ts';
 
 const ZERO = /^0+$/;

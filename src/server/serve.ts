@@ -6,8 +6,8 @@
  */
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { build } from '../build/builder.ts';
-import { sweepInterrupted } from '../build/sweep.ts';
+import { build } from '../builder/builder.ts';
+import { sweepInterrupted } from '../builder/sweep.ts';
 import type { Config } from '../config/config.ts';
 import { ReceivePackStarter } from '../git/service.ts';
 import type { State } from '../state/state.ts';
@@ -16,7 +16,7 @@ import { parsePublicKey } from '../users/public-key.ts';
 import { startHttp } from '../transports/http.ts';
 import { startSsh } from '../transports/ssh.ts';
 import { HookSessionFactory } from './hook-session.ts';
-import { BuildQueue } from './queue.ts';
+import { BuildQueue } from '../core/queue.ts';
 
 export interface RunningServer {
   sshPort: number;

@@ -1,5 +1,5 @@
 /** Build records: one row per build attempt, with status, error and log (BuildLog keeps it within builder.logsize). */
-import type { ErrorKind } from '../build/errors.ts';
+import type { ErrorKind } from '../builder/errors.ts';
 import type { Db } from './db.ts';
 import { processIdentity, stillRunning } from './process-identity.ts';
 

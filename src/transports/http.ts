@@ -5,7 +5,7 @@
  * with no hint whether the repo exists.
  */
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
-import type { Services } from '../cli/command.ts';
+import type { Services } from '../commands/command.ts';
 import type { TransportOptions } from './options.ts';
 import { RepoError, repoNameFrom, repoPath } from '../git/repos.ts';
 import { type GitService, GIT_SERVICES, runHttpBackend } from '../git/service.ts';

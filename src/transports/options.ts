@@ -1,5 +1,5 @@
 /** What every transport gets from the server. */
-import type { Services } from '../cli/command.ts';
+import type { Services } from '../commands/command.ts';
 import type { HookSessions, ReceivePackStarter } from '../git/service.ts';
 
 export interface TransportOptions {

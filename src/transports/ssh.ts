@@ -9,7 +9,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { timingSafeEqual } from 'node:crypto';
 import ssh2 from 'ssh2';
-import { dispatch } from '../cli/dispatch.ts';
+import { dispatch } from '../commands/dispatch.ts';
 import { type GitService, GIT_SERVICES, isGitService, runGitService } from '../git/service.ts';
 import { RepoError, repoNameFrom, repoPath } from '../git/repos.ts';
 import { type User, allows, fingerprintOf } from '../state/users.ts';

@@ -1,0 +1,48 @@
+/** `upaas packages APP [--json]`: the app's packages, newest first. */
+import { repoNameFrom } from '../git/repos.ts';
+import { formatBytes } from '../builder/log.ts';
+import { type Command, parse } from './command.ts';
+
+export const packagesCommand: Command = {
+  name: 'packages',
+  usage: 'packages APP [--json]',
+  summary: "list APP's packages, newest first (* marks the current one)",
+  access: 'repo:read',
+  async run({ args, io, services }) {
+    const { values, positionals } = parse(args, { json: { type: 'boolean' } }, { min: 1, max: 1 });
+    const app = repoNameFrom(positionals[0] as string);
+    const { state } = services();
+    const list = state.packages.list(app).map((p) => ({
+      id: p.id,
+      parent: p.parent,
+      fresh: p.fresh,
+      revision: p.revision,
+      interpreter: p.interpreter,
+      bytes: p.bytes,
+      createdAt: p.createdAt,
+      current: p.current,
+      author: p.author,
+      description: p.description,
+      changelog: p.changelog,
+      buildId: p.buildId,
+    }));
+    if (values.json) {
+      io.out(`${JSON.stringify(list, null, 2)}\n`);
+      return 0;
+    }
+    if (list.length === 0) io.out(`${app} has no packages yet\n`);
+    for (const p of list) {
+      const line = [
+        p.current ? '*' : ' ',
+        p.id.slice(0, 12),
+        p.createdAt,
+        p.revision.slice(0, 12),
+        `${p.interpreter.type} ${p.interpreter.version}`,
+        formatBytes(p.bytes),
+        p.fresh ? 'fresh' : `from ${p.parent?.slice(0, 12)}`,
+      ];
+      io.out(`${line.join('  ')}\n`);
+    }
+    return 0;
+  },
+};
