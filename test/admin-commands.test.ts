@@ -53,7 +53,7 @@ describe('admin commands (local)', function () {
     r = await world.cliWithInput(second, 'keys', 'add', '--user', 'ann');
     expect(r.exitCode, r.stderr).to.equal(0);
     r = await world.cliWithInput(second, 'keys', 'add', '--user', 'ann');
-    expect(r.stderr).to.match(/belongs to ann already/);
+    expect(r.stderr).to.match(/ann has key SHA256:\S+ already/);
     const keys = JSON.parse((await world.cli('keys', 'list', '--user', 'ann', '--json')).stdout) as { fingerprint: string; comment: string }[];
     expect(keys.map((k) => k.comment)).to.deep.equal(['ann-desk@test', 'ann-phone@test']);
     r = await world.cli('keys', 'remove', keys[1]!.fingerprint, '--user', 'ann');

@@ -61,7 +61,7 @@ describe('server over HTTP', function () {
     expect(String(bad.all)).to.match(/Authentication failed|401|could not read Username/i);
     const noRight = await execa('git', ['ls-remote', server.httpUrl('site', 'dev', devToken)], { reject: false, all: true, env: { GIT_TERMINAL_PROMPT: '0' } });
     expect(noRight.exitCode).to.not.equal(0);
-    expect(String(noRight.all)).to.include('no read access');
+    expect(String(noRight.all)).to.include('repository site does not exist or you have no access to it');
   });
 
   it('authenticates every request: an unauthenticated receive-pack POST changes nothing', async () => {

@@ -202,16 +202,16 @@ describe('server over SSH', function () {
     const { git } = await checkout('shop', STATIC, dev);
     let push = await git('push', 'upaas', 'main');
     expect(push.exitCode).to.not.equal(0);
-    expect(String(push.all)).to.include('repository shop does not exist or you have no write access to it');
+    expect(String(push.all)).to.include('repository shop does not exist or you have no access to it');
     const clone = await execa('git', ['clone', server.url('shop'), join(world.dir, 'clone1')], { env: server.clientEnv(dev), reject: false, all: true });
     expect(clone.exitCode).to.not.equal(0);
-    expect(String(clone.all)).to.include('no read access');
+    expect(String(clone.all)).to.include('repository shop does not exist or you have no access to it');
 
     expect((await server.ssh(admin, ['repos', 'grant', 'shop', 'dev', 'read'])).exitCode).to.equal(0);
     const cloned = await execa('git', ['clone', server.url('shop'), join(world.dir, 'clone2')], { env: server.clientEnv(dev), reject: false, all: true });
     expect(cloned.exitCode, String(cloned.all)).to.equal(0);
     push = await git('push', 'upaas', 'main');
-    expect(String(push.all)).to.include('no write access');
+    expect(String(push.all)).to.include('you may read repository shop but not write to it');
 
     expect((await server.ssh(admin, ['repos', 'grant', 'shop', 'dev', 'write'])).exitCode).to.equal(0);
     push = await git('push', 'upaas', 'main');

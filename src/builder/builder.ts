@@ -7,11 +7,9 @@
  */
 import { mkdir, mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Config } from '../config/config.ts';
+import type { Services as AllServices } from '../core/services.ts';
 import { RepoError, changelog, commitInfo, repoPath, resolveRevision } from '../git/repos.ts';
 import { loadMetadata } from '../metadata/metadata.ts';
-import type { State } from '../state/state.ts';
-import type { StorageHandler } from '../storage/handler.ts';
 import type { BuildContext } from './context.ts';
 import { BuildError, asBuildError, cancelledError, userError } from './errors.ts';
 import { BuildLog, failureLine, formatBytes } from './log.ts';
@@ -51,11 +49,8 @@ export type BuildOutcome =
   | { ok: true; buildId: number; package: PackageRecord; timings: BuildTimings }
   | { ok: false; buildId: number | null; error: BuildError; timings: BuildTimings };
 
-export interface Services {
-  config: Config;
-  state: State;
-  storage: StorageHandler;
-}
+/** What a build needs of the server: config, state and storage (a build never uses the queue that runs it). */
+type Services = Pick<AllServices, 'config' | 'state' | 'storage'>;
 
 export async function build(services: Services, request: BuildRequest): Promise<BuildOutcome> {
   const { config, state } = services;

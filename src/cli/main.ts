@@ -2,9 +2,30 @@
  * The command line: `upaas [-c FILE] COMMAND ...`, run on the server as the
  * local admin. The same commands run over SSH through the same dispatcher.
  */
-import { text } from 'node:stream/consumers';
-import { type Io, LOCAL_ADMIN, lazyServices } from '../commands/command.ts';
+import { once } from 'node:events';
+import { type Io, LOCAL_ADMIN } from '../commands/command.ts';
 import { dispatch } from '../commands/dispatch.ts';
+import { readLimited } from '../commands/input.ts';
+import { loadConfig } from '../config/config.ts';
+import type { Services } from '../core/services.ts';
+import { State } from '../state/state.ts';
+import { createStorage } from '../storage/index.ts';
+
+/** Opens config, state and storage on first use (`help` needs none of them); `close` releases them. */
+export function lazyServices(configFile: string | undefined): { get: () => Services; close: () => void } {
+  let opened: Services | null = null;
+  return {
+    get: () => {
+      if (!opened) {
+        const config = loadConfig(configFile);
+        const storage = createStorage(config);
+        opened = { config, state: State.open(config.paths.state), storage };
+      }
+      return opened;
+    },
+    close: () => opened?.state.close(),
+  };
+}
 
 export async function main(argv: string[]): Promise<number> {
   const args = [...argv];
@@ -26,7 +47,10 @@ export async function main(argv: string[]): Promise<number> {
   const io: Io = {
     out: (chunk) => process.stdout.write(chunk),
     err: (chunk) => process.stderr.write(chunk),
-    input: () => (process.stdin.isTTY ? Promise.resolve('') : text(process.stdin)),
+    drain: async () => {
+      if (process.stdout.writableNeedDrain) await once(process.stdout, 'drain');
+    },
+    input: (limit) => (process.stdin.isTTY ? Promise.resolve('') : readLimited(process.stdin, limit)),
     signal: controller.signal,
   };
   const services = lazyServices(configFile);

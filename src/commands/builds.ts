@@ -1,17 +1,15 @@
 /** `upaas builds APP [--json]`: the app's builds, newest first. */
-import { repoNameFrom } from '../git/repos.ts';
-import { type Command, parse } from './command.ts';
+import { defineCommand } from './command.ts';
 
-export const buildsCommand: Command = {
+export const buildsCommand = defineCommand({
   name: 'builds',
-  usage: 'builds APP [--json]',
   summary: "list APP's builds, newest first",
+  positionals: [{ name: 'APP', repo: true }],
+  options: { json: { type: 'boolean' } },
   access: 'repo:read',
-  async run({ args, io, services }) {
-    const { values, positionals } = parse(args, { json: { type: 'boolean' } }, { min: 1, max: 1 });
-    const app = repoNameFrom(positionals[0] as string);
-    const { state } = services();
-    const list = state.builds.list(app);
+  async run({ io, services }, { values, args }) {
+    const app = args.APP;
+    const list = services().state.builds.list(app);
     if (values.json) {
       io.out(`${JSON.stringify(list, null, 2)}\n`);
       return 0;
@@ -24,4 +22,4 @@ export const buildsCommand: Command = {
     }
     return 0;
   },
-};
+});

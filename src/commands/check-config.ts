@@ -1,21 +1,20 @@
 /** `upaas check-config`: loads and validates upaas.yml, prints the effective config or the errors. */
 import { dump } from 'js-yaml';
-import { createStorage } from '../storage/index.ts';
-import { type Command, parse } from './command.ts';
+import { defineCommand } from './command.ts';
 
-export const checkConfigCommand: Command = {
+export const checkConfigCommand = defineCommand({
   name: 'check-config',
-  usage: 'check-config',
   summary: 'validate the config file and print the effective config (defaults filled in)',
+  positionals: [],
+  options: {},
   access: 'admin',
-  async run({ args, io, services }) {
-    parse(args, {}, { min: 0, max: 0 });
+  async run({ io, services }) {
+    // Opening the services validates the storage settings too.
     const { config } = services();
-    createStorage(config);
     const { file, interpreters, ...rest } = config;
     const { rest: types, ...shared } = interpreters;
     io.out(`# ${file ?? 'no config file: embedded defaults'} is valid; effective config:\n`);
     io.out(dump({ ...rest, interpreters: { ...shared, ...types } }, { lineWidth: 120 }));
     return 0;
   },
-};
+});

@@ -1,38 +1,60 @@
 /**
  * The contract of one admin command, run locally (`npx upaas COMMAND`, as the
- * local admin) or over SSH (as the key's user). Each command declares the
- * access it needs; the dispatcher checks it before `run`.
+ * local admin) or over SSH (as the key's user). A command declares its
+ * positionals, its options, what it reads from standard input and the access
+ * it needs; the dispatcher parses the words against that declaration first and
+ * checks the access on the parsed repo argument second, so no order of words
+ * can make it check one repo and run on another.
  */
-import { type ParseArgsConfig, parseArgs } from 'node:util';
-import { type Config, loadConfig } from '../config/config.ts';
-import type { BuildQueue } from '../core/queue.ts';
-import { State } from '../state/state.ts';
+import type { Services } from '../core/services.ts';
+import type { Repo } from '../core/access.ts';
 import type { User } from '../state/users.ts';
 
 export interface Io {
   out: (text: string) => void;
   err: (text: string) => void;
-  /** The whole of standard input (for `keys add`). */
-  input: () => Promise<string>;
+  /** Resolves once what was written so far is mostly on its way (long outputs wait for it between chunks). */
+  drain: () => Promise<void>;
+  /** Standard input, at most `limit` bytes; rejects with a CommandError when there is more. */
+  input: (limit: number) => Promise<string>;
   /** Aborts when the caller goes away (SIGINT locally, a closed SSH channel). */
   signal?: AbortSignal;
 }
 
+export interface OptionSpec {
+  type: 'boolean' | 'string';
+  /** The value's placeholder in the usage line (string options), e.g. "REV". */
+  value?: string;
+  short?: string;
+}
+
+export interface PositionalSpec {
+  /** Its name in `args`, and its placeholder in the usage line unless `shown` is given, e.g. "APP". */
+  name: string;
+  /** How the usage line shows it, e.g. "read|write". */
+  shown?: string;
+  optional?: boolean;
+  /** A repo name: checked with repoNameFrom while parsing, and the argument a repo access rule applies to. */
+  repo?: boolean;
+}
+
 /**
  * Who may run a command: any known user; an admin; or a user with at least
- * read or write on the repo named by the command's first argument.
+ * read or write on the repo named by the command's `repo` positional.
  */
 export type Access = 'user' | 'admin' | 'repo:read' | 'repo:write';
 
-export interface Services {
-  config: Config;
-  state: State;
-  /** The server's build queue; absent when a command runs locally, outside the server. */
-  queue?: BuildQueue;
-}
+type Options = Record<string, OptionSpec>;
+
+/** Parsed option values: booleans and strings, absent when not given. */
+export type Values<O extends Options> = { [K in keyof O]?: O[K]['type'] extends 'boolean' ? boolean : string };
+
+/** Parsed positionals by name; optional ones may be absent. */
+export type Positionals<P extends readonly PositionalSpec[]> = {
+  [S in P[number] as S['name']]: S extends { optional: true } ? string | undefined : string;
+};
 
 export interface Invocation {
-  args: string[];
   io: Io;
   user: User;
   /** True for `npx upaas` on the server itself. */
@@ -40,12 +62,71 @@ export interface Invocation {
   services: () => Services;
 }
 
+/** What a command's `run` gets besides the invocation: its parsed words, its repo, its input. */
+export interface Parsed<O extends Options, P extends readonly PositionalSpec[]> {
+  values: Values<O>;
+  args: Positionals<P>;
+  /** The repo of the `repo` positional, resolved and authorised (repo:read / repo:write commands). */
+  repo: Repo | null;
+  /** Standard input within the declared limit. */
+  input: () => Promise<string>;
+}
+
+export interface CommandSpec<O extends Options, P extends readonly PositionalSpec[]> {
+  name: string;
+  summary: string;
+  positionals: P;
+  options: O;
+  /** Standard input the command reads: at most `bytes`, shown as `< what` in the usage line. */
+  stdin?: { bytes: number; what: string };
+  access: Access;
+  run(invocation: Invocation, parsed: Parsed<O, P>): Promise<number>;
+}
+
+/** A command as the dispatcher sees it. */
 export interface Command {
   name: string;
-  usage: string;
   summary: string;
+  usage: string;
   access: Access;
-  run(invocation: Invocation): Promise<number>;
+  positionals: readonly PositionalSpec[];
+  options: Options;
+  stdin?: { bytes: number; what: string };
+  run(invocation: Invocation, parsed: UntypedParsed): Promise<number>;
+}
+
+/** Parsed words as the dispatcher holds them; defineCommand gives each command its typed view. */
+export interface UntypedParsed {
+  values: Record<string, string | boolean | undefined>;
+  args: Record<string, string | undefined>;
+  repo: Repo | null;
+  input: () => Promise<string>;
+}
+
+/** Declares a command; its usage line is made from the declaration. */
+export function defineCommand<const O extends Options, const P extends readonly PositionalSpec[]>(spec: CommandSpec<O, P>): Command {
+  const repos = spec.positionals.filter((p) => p.repo);
+  if (repos.length > 1) throw new Error(`${spec.name}: at most one repo positional`);
+  if ((spec.access === 'repo:read' || spec.access === 'repo:write') && repos.length !== 1) {
+    throw new Error(`${spec.name}: a repo access rule needs a repo positional`);
+  }
+  const words = [
+    spec.name,
+    ...spec.positionals.map((p) => (p.optional ? `[${p.shown ?? p.name}]` : (p.shown ?? p.name))),
+    ...Object.entries(spec.options).map(([name, o]) => (o.type === 'boolean' ? `[--${name}]` : `[--${name} ${o.value ?? 'VALUE'}]`)),
+    ...(spec.stdin ? [`< ${spec.stdin.what}`] : []),
+  ];
+  return {
+    name: spec.name,
+    summary: spec.summary,
+    usage: words.join(' '),
+    access: spec.access,
+    positionals: spec.positionals,
+    options: spec.options,
+    stdin: spec.stdin,
+    // The dispatcher parsed the words against this very declaration.
+    run: spec.run as unknown as Command['run'],
+  };
 }
 
 /** The local admin: whoever runs `npx upaas` as root on the server. */
@@ -65,37 +146,4 @@ export class CommandError extends Error {
     super(message);
     this.name = 'CommandError';
   }
-}
-
-export function parse<T extends NonNullable<ParseArgsConfig['options']>>(
-  args: string[],
-  options: T,
-  positionals: { min: number; max: number },
-) {
-  let parsed;
-  try {
-    parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
-  } catch (error) {
-    throw new UsageError((error as Error).message.split('\n')[0] ?? 'invalid arguments');
-  }
-  if (parsed.positionals.length < positionals.min) throw new UsageError('missing argument');
-  if (parsed.positionals.length > positionals.max) {
-    throw new UsageError(`unexpected argument ${JSON.stringify(parsed.positionals[positionals.max])}`);
-  }
-  return parsed;
-}
-
-/** Opens config and state on first use; `close` releases them. */
-export function lazyServices(configFile: string | undefined): { get: () => Services; close: () => void } {
-  let opened: Services | null = null;
-  return {
-    get: () => {
-      if (!opened) {
-        const config = loadConfig(configFile);
-        opened = { config, state: State.open(config.paths.state) };
-      }
-      return opened;
-    },
-    close: () => opened?.state.close(),
-  };
 }

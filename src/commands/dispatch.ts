@@ -1,18 +1,22 @@
 /**
  * Runs one admin command for one user, locally or over SSH: finds the
- * command, answers --help, checks the command's declared access, runs it, and
- * turns every error into one line and an exit code (0 ok, 1 refused/user
- * error, 2 system error, 64 usage, 78 invalid config). What it prints is made
- * safe for a terminal (process/terminal.ts).
+ * command, answers --help, parses the words against the command's
+ * declaration, checks the declared access on the parsed repo argument, runs
+ * it, and turns every error into one line and an exit code (0 ok, 1 refused or
+ * user error, 2 system error, 64 usage, 78 invalid config). What it prints is
+ * made safe for a terminal (process/terminal.ts).
  */
 import { ValidationError } from '../config/schema.ts';
 import { YamlError } from '../config/yaml.ts';
-import { RepoError, repoNameFrom } from '../git/repos.ts';
+import { AccessError, type Repo, openRepo } from '../core/access.ts';
+import { CoreError } from '../core/errors.ts';
+import { RepoError } from '../git/repos.ts';
 import { forTerminal } from '../process/terminal.ts';
 import { BusyError } from '../state/builds.ts';
-import { UserError, allows } from '../state/users.ts';
+import { UserError } from '../state/users.ts';
 import { type Command, CommandError, type Invocation, UsageError } from './command.ts';
 import { COMMANDS } from './index.ts';
+import { parseWords } from './parse.ts';
 
 /** Commands that only make sense on the server itself. */
 const LOCAL_ONLY = ['serve', 'example'];
@@ -27,33 +31,35 @@ export function helpText(user: Invocation['user'], local: boolean): string {
   return `${lines.join('\n')}\n`;
 }
 
-/** The access check a command declared, or a CommandError naming what is missing. */
-function authorize(command: Command, invocation: Invocation): void {
+/** The access `command` declared, checked for the parsed repo argument: the repo it may run on, or an error. */
+function authorize(command: Command, invocation: Invocation, repo: string | undefined): Repo | null {
   const { user } = invocation;
-  if (command.access === 'user') return;
-  if (command.access === 'admin') {
-    if (!user.admin) throw new CommandError(`${command.name}: only admins may run this command`);
-    return;
-  }
-  const first = invocation.args.find((arg) => !arg.startsWith('-'));
-  if (first === undefined) throw new UsageError('missing argument');
-  const repo = repoNameFrom(first);
-  const needs = command.access === 'repo:write' ? 'write' : 'read';
-  if (!allows(invocation.services().state.users.accessTo(user, repo), needs)) {
-    throw new CommandError(`repository ${repo} does not exist or you have no ${needs} access to it`);
+  switch (command.access) {
+    case 'user':
+      return null;
+    case 'admin':
+      if (!user.admin) throw new CommandError(`${command.name}: only admins may run this command`);
+      return null;
+    case 'repo:read':
+    case 'repo:write':
+      // parseWords has made sure a declared, required repo positional is there.
+      return openRepo(invocation.services(), user, repo as string, command.access === 'repo:write' ? 'write' : 'read');
   }
 }
 
-export async function dispatch(argv: string[], given: Omit<Invocation, 'args'>): Promise<number> {
+/** Errors that are a refusal or the caller's mistake, shown as their one line (exit 1). */
+const REFUSALS = [AccessError, CoreError, RepoError, BusyError, CommandError, UserError];
+
+export async function dispatch(argv: string[], given: Invocation): Promise<number> {
   // All a command prints ends up on a terminal, and much of it is app-made
   // (commit messages, metadata, build output): shown as data only.
   const io = { ...given.io, out: (text: string) => given.io.out(forTerminal(text)), err: (text: string) => given.io.err(forTerminal(text)) };
-  const invocation = { ...given, io };
+  const invocation: Invocation = { ...given, io };
   // Two-word commands ("repos create") before one-word ones ("build").
   const twoWords = argv.length >= 2 ? `${argv[0]} ${argv[1]}` : '';
   const named = COMMANDS.some((c) => c.name === twoWords);
   const name = named ? twoWords : argv[0];
-  const args = argv.slice(named ? 2 : 1);
+  const words = argv.slice(named ? 2 : 1);
   if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
     io.out(helpText(invocation.user, invocation.local));
     return name === undefined && invocation.local ? 64 : 0;
@@ -68,13 +74,18 @@ export async function dispatch(argv: string[], given: Omit<Invocation, 'args'>):
     }
     return 64;
   }
-  if (args.includes('--help') || args.includes('-h')) {
+  const end = words.indexOf('--');
+  const flags = end === -1 ? words : words.slice(0, end);
+  if (flags.includes('--help') || flags.includes('-h')) {
     io.out(`usage: ${command.usage}\n\n${command.summary}\n`);
     return 0;
   }
   try {
-    authorize(command, { ...invocation, args });
-    return await command.run({ ...invocation, args });
+    const parsed = parseWords(command, words);
+    const repo = authorize(command, invocation, parsed.repo);
+    const stdin = command.stdin;
+    const input = () => (stdin ? io.input(stdin.bytes) : Promise.reject(new Error(`${command.name} declares no standard input`)));
+    return await command.run(invocation, { values: parsed.values, args: parsed.args, repo, input });
   } catch (error) {
     if (error instanceof UsageError) {
       io.err(`upaas ${command.name}: ${error.message}\nusage: ${command.usage}\n`);
@@ -84,13 +95,15 @@ export async function dispatch(argv: string[], given: Omit<Invocation, 'args'>):
       io.err(`upaas: invalid config: ${error.message}\n`);
       return 78;
     }
-    if (error instanceof RepoError || error instanceof BusyError || error instanceof CommandError || error instanceof UserError) {
-      io.err(`upaas ${command.name}: ${error.message}\n`);
+    if (REFUSALS.some((kind) => error instanceof kind)) {
+      io.err(`upaas ${command.name}: ${(error as Error).message}\n`);
       return 1;
     }
-    // Unexpected: the detail goes to the server's log, the caller gets one line.
+    // Unexpected: the detail goes to the server's log; a remote caller gets one
+    // line that names no server path, the local admin the message.
     console.error(`upaas ${command.name}: ${(error as Error).stack ?? String(error)}`);
-    io.err(`upaas ${command.name}: system error: ${(error as Error).message}\n`);
+    const shown = invocation.local ? `: ${(error as Error).message}` : ' (the server log has the detail)';
+    io.err(`upaas ${command.name}: system error${shown}\n`);
     return 2;
   }
 }

@@ -1,5 +1,5 @@
 /**
- * `upaas example [--fresh]`: what `npm start` runs until the git server exists.
+ * `upaas example [--fresh]` (`npm run example`): a first build without any client.
  * Commits the example app (examples/hello) into the repo `example` under
  * paths.repos, the way a push would, and builds it with the loaded config.
  */
@@ -11,30 +11,27 @@ import { build } from '../builder/builder.ts';
 import { exitCodeFor } from '../builder/errors.ts';
 import { createRepo } from '../git/repos.ts';
 import { capture } from '../process/run.ts';
-import { createStorage } from '../storage/index.ts';
-import { type Command, parse } from './command.ts';
+import { defineCommand } from './command.ts';
 
 const EXAMPLE_DIR = fileURLToPath(new URL('../../examples/hello', import.meta.url));
 
-export const exampleCommand: Command = {
+export const exampleCommand = defineCommand({
   name: 'example',
-  usage: 'example [--fresh]',
-  summary: 'push the bundled example app into repo "example" and build it (what npm start does for now)',
+  summary: 'commit the bundled example app into repo "example" and build it',
+  positionals: [],
+  options: { fresh: { type: 'boolean' } },
   access: 'admin',
-  async run({ args, io, services }) {
-    const { values } = parse(args, { fresh: { type: 'boolean' } }, { min: 0, max: 0 });
-    const { config, state } = services();
+  async run({ io, services }, { values }) {
+    const all = services();
+    const { config } = all;
     const repo = await createRepo(config.paths.repos, 'example', config.apps.branch);
     await commitDirectory(EXAMPLE_DIR, repo, config.apps.branch);
     io.out(`-----> example app committed to ${repo}; building it (the first build bootstraps the system image)\n`);
-    const outcome = await build(
-      { config, state, storage: createStorage(config) },
-      { app: 'example', fresh: values.fresh, requestedBy: 'npm start', onLine: (line) => io.out(`${line}\n`) },
-    );
+    const outcome = await build(all, { app: 'example', fresh: values.fresh, requestedBy: 'npm run example', onLine: (line) => io.out(`${line}\n`) });
     if (outcome.ok) io.out(`\nSee it with: npx upaas packages example\n`);
     return outcome.ok ? 0 : exitCodeFor(outcome.error.kind);
   },
-};
+});
 
 /** Commits the files of `dir` onto `branch` of the bare repo (no commit when nothing changed). */
 async function commitDirectory(dir: string, repo: string, branch: string): Promise<void> {

@@ -1,31 +1,40 @@
 /**
  * `upaas log APP [BUILD] [--no-follow]`: a build's stored log (default: the
- * latest build). A running build is followed until it ends.
+ * latest build). A running build is followed until it ends. Output goes out
+ * in chunks as fast as the caller reads it, never held whole for a slow one.
  */
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { repoNameFrom } from '../git/repos.ts';
-import { type Command, CommandError, UsageError, parse } from './command.ts';
+import { CommandError, type Io, UsageError, defineCommand } from './command.ts';
 
 const POLL_MS = 200;
+const CHUNK_BYTES = 64 * 1024;
 
-export const logCommand: Command = {
+/** Writes `bytes` in chunks, each after the caller has taken most of the one before. */
+async function send(io: Io, bytes: Buffer): Promise<void> {
+  for (let at = 0; at < bytes.length; at += CHUNK_BYTES) {
+    io.out(bytes.subarray(at, at + CHUNK_BYTES).toString('utf8'));
+    await io.drain();
+  }
+}
+
+export const logCommand = defineCommand({
   name: 'log',
-  usage: 'log APP [BUILD] [--no-follow]',
   summary: "print a build's log (default: the latest build of APP); follows a running build",
+  positionals: [{ name: 'APP', repo: true }, { name: 'BUILD', optional: true }],
+  options: { 'no-follow': { type: 'boolean' } },
   access: 'repo:read',
-  async run({ args, io, services }) {
-    const { values, positionals } = parse(args, { 'no-follow': { type: 'boolean' } }, { min: 1, max: 2 });
-    const app = repoNameFrom(positionals[0] as string);
-    const wanted = positionals[1];
-    if (wanted !== undefined && !/^[0-9]+$/.test(wanted)) throw new UsageError(`BUILD: expected a build number, got ${JSON.stringify(wanted)}`);
+  async run({ io, services }, { values, args }) {
+    const app = args.APP;
+    const wanted = args.BUILD;
+    if (wanted !== undefined && !/^[0-9]{1,15}$/.test(wanted)) throw new UsageError(`BUILD: expected a build number, got ${JSON.stringify(wanted)}`);
     const { config, state } = services();
     const record = wanted === undefined ? state.builds.latest(app) : state.builds.get(app, Number(wanted));
     if (!record) throw new CommandError(wanted === undefined ? `${app} has no builds` : `${app} has no build ${wanted}`);
     const stored = state.builds.log(record.id);
     if (stored !== null) {
-      io.out(stored);
+      await send(io, Buffer.from(stored));
       return 0;
     }
     // Running: its log is only in its file so far; print what grows until the build ends.
@@ -33,19 +42,20 @@ export const logCommand: Command = {
     if (!file) throw new CommandError(`build ${record.id} of ${app} has no log yet`);
     try {
       let position = 0;
-      const buffer = Buffer.alloc(64 * 1024);
+      const buffer = Buffer.alloc(CHUNK_BYTES);
       for (;;) {
         const { bytesRead } = await file.read(buffer, 0, buffer.length, position);
         if (bytesRead > 0) {
           position += bytesRead;
           io.out(buffer.subarray(0, bytesRead).toString('utf8'));
+          await io.drain();
           continue;
         }
         const running = state.builds.get(app, record.id)?.status === 'running';
         if (!running) {
           // Ended: the stored log is complete (the file may still be flushing); print what we have not.
           const full = state.builds.log(record.id);
-          if (full !== null) io.out(Buffer.from(full).subarray(position).toString('utf8'));
+          if (full !== null) await send(io, Buffer.from(full).subarray(position));
           break;
         }
         if (values['no-follow'] || io.signal?.aborted) break;
@@ -56,4 +66,4 @@ export const logCommand: Command = {
     }
     return 0;
   },
-};
+});

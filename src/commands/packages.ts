@@ -1,16 +1,15 @@
 /** `upaas packages APP [--json]`: the app's packages, newest first. */
-import { repoNameFrom } from '../git/repos.ts';
 import { formatBytes } from '../builder/log.ts';
-import { type Command, parse } from './command.ts';
+import { defineCommand } from './command.ts';
 
-export const packagesCommand: Command = {
+export const packagesCommand = defineCommand({
   name: 'packages',
-  usage: 'packages APP [--json]',
   summary: "list APP's packages, newest first (* marks the current one)",
+  positionals: [{ name: 'APP', repo: true }],
+  options: { json: { type: 'boolean' } },
   access: 'repo:read',
-  async run({ args, io, services }) {
-    const { values, positionals } = parse(args, { json: { type: 'boolean' } }, { min: 1, max: 1 });
-    const app = repoNameFrom(positionals[0] as string);
+  async run({ io, services }, { values, args }) {
+    const app = args.APP;
     const { state } = services();
     const list = state.packages.list(app).map((p) => ({
       id: p.id,
@@ -45,4 +44,4 @@ export const packagesCommand: Command = {
     }
     return 0;
   },
-};
+});

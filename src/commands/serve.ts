@@ -1,17 +1,16 @@
 /** `upaas serve`: runs the server until SIGTERM or SIGINT (local only). */
 import { startServer } from '../server/serve.ts';
-import { type Command, CommandError, parse } from './command.ts';
+import { CommandError, defineCommand } from './command.ts';
 
-export const serveCommand: Command = {
+export const serveCommand = defineCommand({
   name: 'serve',
-  usage: 'serve',
   summary: 'serve git over SSH and HTTP, build pushes (the server; local only)',
+  positionals: [],
+  options: {},
   access: 'admin',
-  async run({ args, io, services, local }) {
-    parse(args, {}, { min: 0, max: 0 });
+  async run({ io, services, local }) {
     if (!local || !io.signal) throw new CommandError('serve runs only on the server itself');
-    const { config, state } = services();
-    const server = await startServer(config, state);
+    const server = await startServer(services());
     const signal = io.signal;
     // SIGTERM / SIGINT abort the signal (cli/main.ts); later ones are absorbed while builds finish.
     await new Promise<void>((resolve) => {
@@ -23,4 +22,4 @@ export const serveCommand: Command = {
     setTimeout(() => process.exit(0), 2000).unref();
     return 0;
   },
-};
+});

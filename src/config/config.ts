@@ -81,13 +81,37 @@ export const configSchema = object({
       workers: withDefault(integer({ min: 1, max: 64 }), 2),
       grace: withDefault(integer({ min: 0 }), 120),
       logsize: withDefault(integer({ min: 1, max: 256 }), 8),
+      network: withDefault(oneOf(['isolated', 'none', 'host']), 'isolated'),
+      limits: defaulted(
+        object({
+          processes: withDefault(integer({ min: 0 }), 2048),
+          memory: withDefault(integer({ min: 0 }), 4096),
+          disk: withDefault(integer({ min: 0 }), 20480),
+        }),
+      ),
     }),
   ),
   server: defaulted(
     object({
       host: withDefault(string({ nonEmpty: true }), '0.0.0.0'),
-      ssh: defaulted(object({ port: withDefault(integer({ min: 0, max: 65535 }), 2222) })),
-      http: defaulted(object({ port: withDefault(integer({ min: 0, max: 65535 }), 8080) })),
+      git_per_user: withDefault(integer({ min: 1 }), 8),
+      ssh: defaulted(
+        object({
+          port: withDefault(integer({ min: 0, max: 65535 }), 2222),
+          login_grace: withDefault(integer({ min: 1 }), 30),
+          max_sessions: withDefault(integer({ min: 1 }), 10),
+          max_connections: withDefault(integer({ min: 1 }), 200),
+          max_connections_per_address: withDefault(integer({ min: 1 }), 20),
+        }),
+      ),
+      http: defaulted(
+        object({
+          port: withDefault(integer({ min: 0, max: 65535 }), 8080),
+          headers_timeout: withDefault(integer({ min: 1 }), 20),
+          request_timeout: withDefault(integer({ min: 1 }), 900),
+          body_timeout: withDefault(integer({ min: 1 }), 30),
+        }),
+      ),
     }),
   ),
   admins: withDefault(list(object({ name: string({ nonEmpty: true }), key: string({ nonEmpty: true }) })), []),

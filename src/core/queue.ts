@@ -67,6 +67,18 @@ export class BuildQueue {
     this.pump();
   }
 
+  /** Drops the waiting request of `app` (its repo is gone); its requesters are told `why`. */
+  forget(app: string, why: string): void {
+    const job = this.waiting.get(app);
+    if (!job) return;
+    this.waiting.delete(app);
+    this.order.splice(this.order.indexOf(app), 1);
+    for (const listener of job.listeners) {
+      listener.line(`!     system error: the build did not start: ${why}`);
+      listener.done(null);
+    }
+  }
+
   private announceWait(app: string, listener: Listener): void {
     const running = this.running.get(app);
     if (running) {

@@ -5,7 +5,7 @@
  * only inside build chroots.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { join, relative, resolve, sep } from 'node:path';
 import { capture, captureBytes } from '../process/run.ts';
@@ -36,15 +36,21 @@ export function ensureWithin(base: string, path: string): string {
   const resolved = resolve(base, path);
   const rel = relative(resolve(base), resolved);
   if (rel === '' || rel.startsWith(`..${sep}`) || rel === '..' || resolve(base, rel) !== resolved) {
-    throw new RepoError(`path ${JSON.stringify(path)} leaves ${base}`);
+    throw new RepoError(`path ${JSON.stringify(path)} leaves its folder`);
   }
   return resolved;
 }
 
-/** The bare repo of an app; throws RepoError for a bad name or a missing repo. */
-export function repoPath(reposDir: string, app: string): string {
+/** The bare repo of an app, or null when there is none; throws RepoError for a bad name. */
+export function existingRepoPath(reposDir: string, app: string): string | null {
   const path = ensureWithin(reposDir, `${repoNameFrom(app)}.git`);
-  if (!existsSync(join(path, 'HEAD'))) throw new RepoError(`no repository named ${app} (looked for ${path})`);
+  return existsSync(join(path, 'HEAD')) ? path : null;
+}
+
+/** The bare repo of an app; throws RepoError for a bad name or a missing repo (the message names no server path). */
+export function repoPath(reposDir: string, app: string): string {
+  const path = existingRepoPath(reposDir, app);
+  if (path === null) throw new RepoError(`no repository named ${app}`);
   return path;
 }
 
@@ -135,15 +141,36 @@ export async function changelog(repo: string, from: string | null, to: string, l
   return commits.map(({ revision, author, date, subject }) => ({ revision, author, date, subject }));
 }
 
-/** Creates the bare repo of an app (idempotent), with upaas's hooks; returns its path. */
+/**
+ * Creates the bare repo of an app (idempotent), with upaas's hooks; returns
+ * its path. The repos folder and each repo are root's alone (0700): they hold
+ * every app's code and history, readable by its grantees only through the server.
+ */
 export async function createRepo(reposDir: string, app: string, branch: string): Promise<string> {
+  await ensureReposDir(reposDir);
   const path = ensureWithin(reposDir, `${repoNameFrom(app)}.git`);
   if (!existsSync(join(path, 'HEAD'))) {
+    await mkdir(path, { mode: 0o700, recursive: true });
     await capture('git', ['init', '--quiet', '--bare', `--initial-branch=${branch}`, '--', path], { env: GIT_ENV });
     await git(path, ['config', 'receive.advertisePushOptions', 'true']);
   }
+  await chmod(path, 0o700);
   await installHooks(path);
   return path;
+}
+
+/** Makes the repos folder (0700) and takes group and other access away from it and every repo in it. */
+export async function ensureReposDir(reposDir: string): Promise<void> {
+  await mkdir(reposDir, { recursive: true, mode: 0o700 });
+  await chmod(reposDir, 0o700);
+}
+
+/** At server start: the repos folder and every repo in it root-only, whatever an older version or a copy left. */
+export async function lockDownRepos(reposDir: string): Promise<void> {
+  await ensureReposDir(reposDir);
+  for (const entry of await readdir(reposDir, { withFileTypes: true })) {
+    if (entry.isDirectory() && !entry.isSymbolicLink()) await chmod(join(reposDir, entry.name), 0o700);
+  }
 }
 
 const HOOK_SHIM = fileURLToPath(new URL('../../hooks/post-receive', import.meta.url));

@@ -16,6 +16,7 @@ import { Socket } from 'node:net';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import type { HookSession, HookSessions } from '../git/service.ts';
+import { BoundedOutput } from '../process/bounded-output.ts';
 import { type HookRequest, planPush } from './push.ts';
 import type { BuildQueue } from '../core/queue.ts';
 
@@ -60,9 +61,9 @@ export class HookSessionFactory implements HookSessions {
     const output = new Socket({ fd: openSync(join(dir, 'out'), flags), readable: false, writable: true });
     input.on('error', () => undefined);
     output.on('error', () => undefined);
-    const write = (line: string) => {
-      if (!output.destroyed && !output.writableEnded) output.write(`${line}\n`);
-    };
+    // A pusher that stops reading holds at most BoundedOutput's bound here; the build goes on.
+    const bounded = new BoundedOutput(output);
+    const write = (line: string) => bounded.write(`${line}\n`);
     const finish = () => output.end();
     let buffer = '';
     input.on('data', (chunk: Buffer) => {

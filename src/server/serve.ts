@@ -9,14 +9,17 @@ import { join } from 'node:path';
 import { build } from '../builder/builder.ts';
 import { sweepInterrupted } from '../builder/sweep.ts';
 import type { Config } from '../config/config.ts';
+import { GitSlots } from '../core/git-slots.ts';
+import { BuildQueue } from '../core/queue.ts';
+import type { Services } from '../core/services.ts';
+import { lockDownRepos } from '../git/repos.ts';
 import { ReceivePackStarter } from '../git/service.ts';
 import type { State } from '../state/state.ts';
-import { createStorage } from '../storage/index.ts';
 import { parsePublicKey } from '../users/public-key.ts';
 import { startHttp } from '../transports/http.ts';
 import { startSsh } from '../transports/ssh.ts';
+import { LoginThrottle } from '../transports/throttle.ts';
 import { HookSessionFactory } from './hook-session.ts';
-import { BuildQueue } from '../core/queue.ts';
 
 export interface RunningServer {
   sshPort: number;
@@ -38,12 +41,14 @@ export function ensureAdmins(config: Config, state: State): void {
   }
 }
 
-export async function startServer(config: Config, state: State): Promise<RunningServer> {
+export async function startServer(base: Services): Promise<RunningServer> {
+  const { config, state, storage } = base;
   ensureAdmins(config, state);
+  await lockDownRepos(config.paths.repos);
   await sweepInterrupted(config, state, log);
-  const storage = createStorage(config);
   for (const path of await storage.sweep()) log(`upaas: removed ${path}, left half-written by a storage write that was interrupted`);
-  const queue = new BuildQueue((request) => build({ config, state, storage }, request), config.builder.workers);
+  const queue = new BuildQueue((request) => build(base, request), config.builder.workers);
+  const services: Services = { ...base, queue };
   const hookDir = join(config.paths.state, 'hooks');
   await rm(hookDir, { recursive: true, force: true });
   await mkdir(hookDir, { recursive: true, mode: 0o700 });
@@ -51,21 +56,27 @@ export async function startServer(config: Config, state: State): Promise<Running
   hooks.prepare();
   const receivePacks = new ReceivePackStarter();
   receivePacks.prepare();
-  const transport = { services: { config, state, queue }, host: config.server.host, hooks, receivePacks, log };
+  const transport = {
+    services,
+    host: config.server.host,
+    hooks,
+    receivePacks,
+    throttle: new LoginThrottle(log),
+    gitSlots: new GitSlots(config.server.git_per_user),
+    log,
+  };
   const ssh = await startSsh({ ...transport, port: config.server.ssh.port });
   const http = await startHttp({ ...transport, port: config.server.http.port });
-  const portOf = (address: ReturnType<typeof http.address>, fallback: number) =>
-    typeof address === 'object' && address ? address.port : fallback;
-  const sshPort = portOf(ssh.address(), config.server.ssh.port);
-  const httpPort = portOf(http.address(), config.server.http.port);
+  const address = http.address();
+  const httpPort = typeof address === 'object' && address ? address.port : config.server.http.port;
   log(`upaas: git over HTTP on ${config.server.host}:${httpPort}`);
-  log(`upaas: git and admin commands over SSH on ${config.server.host}:${sshPort}`);
+  log(`upaas: git and admin commands over SSH on ${config.server.host}:${ssh.port}`);
   if (state.users.list().length === 0) {
     log('upaas: no users yet: add the first admin with "npx upaas users add NAME --admin < key.pub" (or admins: in upaas.yml)');
   }
   let stopping: Promise<void> | null = null;
   return {
-    sshPort,
+    sshPort: ssh.port,
     httpPort,
     queue,
     stop: () => {

@@ -108,6 +108,12 @@ export class Builds {
     return this.db.transaction(() => this.reap(this.running()).stale.map(toRecord)).immediate();
   }
 
+  /** The live build of `app`, if one runs (builds of processes that are gone are marked failed first). */
+  liveFor(app: string): BuildRecord | null {
+    const [live] = this.reap(this.running(app)).live;
+    return live ? toRecord(live) : null;
+  }
+
   /** The ids of builds recorded as running whose process still runs. */
   liveIds(): Set<number> {
     return new Set(this.running().filter(alive).map((row) => row.id));

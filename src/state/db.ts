@@ -81,6 +81,15 @@ const MIGRATIONS: string[] = [
    );`,
   // 3: who runs a build, robust to PID reuse (see process-identity.ts).
   `ALTER TABLE builds ADD COLUMN owner TEXT;`,
+  // 4: what a deleted repo left: a tombstone no new repo of the same name inherits.
+  `CREATE TABLE deleted_repos (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     name TEXT NOT NULL,
+     deleted_at TEXT NOT NULL,
+     deleted_by TEXT,
+     builds INTEGER NOT NULL,
+     packages INTEGER NOT NULL
+   );`,
 ];
 
 export function openDb(stateDir: string): Db {

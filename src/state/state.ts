@@ -1,10 +1,12 @@
 /** The state of a server: one SQLite database with its record groups. */
+import { Apps } from './apps.ts';
 import { Builds } from './builds.ts';
 import { type Db, openDb } from './db.ts';
 import { Packages } from './packages.ts';
 import { Users } from './users.ts';
 
 export class State {
+  readonly apps: Apps;
   readonly builds: Builds;
   readonly packages: Packages;
   readonly users: Users;
@@ -13,6 +15,7 @@ export class State {
     this.builds = new Builds(db);
     this.packages = new Packages(db);
     this.users = new Users(db);
+    this.apps = new Apps(db, this.builds);
   }
 
   static open(stateDir: string): State {

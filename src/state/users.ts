@@ -81,7 +81,8 @@ export class Users {
   addKey(user: string, key: Omit<KeyRecord, 'user' | 'createdAt'>): KeyRecord {
     if (!this.get(user)) throw new UserError(`no user named ${user}`);
     const existing = this.keyByFingerprint(key.fingerprint);
-    if (existing) throw new UserError(`key ${key.fingerprint} belongs to ${existing.user} already`);
+    // Which user has it is not the caller's to know (they may be any user adding "their" key).
+    if (existing) throw new UserError(existing.user === user ? `${user} has key ${key.fingerprint} already` : `key ${key.fingerprint} is in use: add a key of your own`);
     const record = { ...key, user, createdAt: new Date().toISOString() };
     this.db
       .prepare('INSERT INTO keys (fingerprint, user, algorithm, public_key, comment, created_at) VALUES (?, ?, ?, ?, ?, ?)')
@@ -154,10 +155,6 @@ export class Users {
 
   revoke(repo: string, user: string): void {
     this.db.prepare('DELETE FROM access WHERE repo = ? AND user = ?').run(repo, user);
-  }
-
-  forgetRepo(repo: string): void {
-    this.db.prepare('DELETE FROM access WHERE repo = ?').run(repo);
   }
 
   grants(repo: string): { user: string; level: 'read' | 'write' }[] {

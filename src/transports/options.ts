@@ -1,6 +1,8 @@
 /** What every transport gets from the server. */
-import type { Services } from '../commands/command.ts';
+import type { GitSlots } from '../core/git-slots.ts';
+import type { Services } from '../core/services.ts';
 import type { HookSessions, ReceivePackStarter } from '../git/service.ts';
+import type { LoginThrottle } from './throttle.ts';
 
 export interface TransportOptions {
   services: Services;
@@ -10,5 +12,9 @@ export interface TransportOptions {
   hooks: HookSessions;
   /** Starts receive-pack for SSH pushes from a process started ahead. */
   receivePacks: ReceivePackStarter;
+  /** Failed logins per source address, shared by the transports. */
+  throttle: LoginThrottle;
+  /** Git processes per user, shared by the transports. */
+  gitSlots: GitSlots;
   log: (line: string) => void;
 }

@@ -3,20 +3,33 @@
  * the SSH user name is ignored); an exec request is either an allowlisted git
  * service on a repo the user may use, or an admin command. Shells, subsystems
  * and everything else are refused.
+ *
+ * What a client may hold is bounded: connections in all and per source
+ * address (server.ssh.max_connections[_per_address]), the time to log in
+ * (server.ssh.login_grace, counted from the TCP connect: a client that never
+ * says hello is dropped too), channels per connection (server.ssh.max_sessions),
+ * git processes per user (server.git_per_user), what it sends on standard
+ * input and what it leaves unread of the output.
  */
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
+import { type Server as NetServer, type Socket, createServer } from 'node:net';
 import { join } from 'node:path';
 import { timingSafeEqual } from 'node:crypto';
 import ssh2 from 'ssh2';
 import { dispatch } from '../commands/dispatch.ts';
+import { readLimited } from '../commands/input.ts';
+import { AccessError, openRepo } from '../core/access.ts';
 import { type GitService, GIT_SERVICES, isGitService, runGitService } from '../git/service.ts';
-import { RepoError, repoNameFrom, repoPath } from '../git/repos.ts';
-import { type User, allows, fingerprintOf } from '../state/users.ts';
+import { RepoError } from '../git/repos.ts';
+import { BoundedOutput } from '../process/bounded-output.ts';
+import { type User, fingerprintOf } from '../state/users.ts';
 import { splitCommandLine } from './command-line.ts';
 import type { TransportOptions } from './options.ts';
+import { wait } from './throttle.ts';
 
-type SshOptions = TransportOptions;
+/** Credentials a client may try on one connection (OpenSSH's MaxAuthTries). */
+const MAX_AUTH_TRIES = 6;
 
 /** The server's host key, generated into paths.state on first start. */
 export async function hostKey(stateDir: string): Promise<Buffer> {
@@ -29,10 +42,7 @@ export async function hostKey(stateDir: string): Promise<Buffer> {
   return readFile(file);
 }
 
-/**
- * An ed25519 key pair. ssh2 1.17 now and then (about 1 in 300) drops a leading
- * zero byte of the public key and writes a malformed key; such pairs are made again.
- */
+/** An ed25519 key pair. ssh2 1.17 now and then writes a malformed key (a dropped leading zero byte); such pairs are made again. */
 function generateEd25519(): { private: string; public: string } {
   for (;;) {
     const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment: 'upaas host key' });
@@ -41,34 +51,101 @@ function generateEd25519(): { private: string; public: string } {
   }
 }
 
-export async function startSsh(options: SshOptions): Promise<ssh2.Server> {
-  const { services, log } = options;
-  const server = new ssh2.Server({ hostKeys: [await hostKey(services.config.paths.state)] }, (client) => {
+/** Connections by source address, for the caps. */
+class ConnectionCount {
+  private total = 0;
+  private readonly byAddress = new Map<string, number>();
+
+  constructor(
+    private readonly max: number,
+    private readonly perAddress: number,
+  ) {}
+
+  /** Counts a new connection from `address`: a release function, or a reason to refuse it. */
+  admit(address: string): (() => void) | string {
+    const mine = this.byAddress.get(address) ?? 0;
+    if (this.total >= this.max) return `${this.total} connections are open (server.ssh.max_connections)`;
+    if (mine >= this.perAddress) return `${mine} connections from ${address} are open (server.ssh.max_connections_per_address)`;
+    this.total += 1;
+    this.byAddress.set(address, mine + 1);
+    return () => {
+      this.total -= 1;
+      const left = (this.byAddress.get(address) ?? 1) - 1;
+      if (left <= 0) this.byAddress.delete(address);
+      else this.byAddress.set(address, left);
+    };
+  }
+}
+
+export interface SshServer {
+  port: number;
+  close(): void;
+}
+
+export async function startSsh(options: TransportOptions): Promise<SshServer> {
+  const { services, log, throttle } = options;
+  const limits = services.config.server.ssh;
+  const counts = new ConnectionCount(limits.max_connections, limits.max_connections_per_address);
+  /** Sockets accepted but not yet logged in, by "address|port", with their login timers. */
+  const loggingIn = new Map<string, NodeJS.Timeout>();
+  const ssh = new ssh2.Server({ hostKeys: [await hostKey(services.config.paths.state)] }, (client, info) => {
+    const address = info.ip ?? 'unknown';
+    const loginTimer = loggingIn.get(`${info.ip}|${info.port}`);
     let user: User | null = null;
+    let tries = 0;
+    let rejected = false;
     // Build lines are small writes: without this, Nagle's algorithm holds each
     // one back until the client's delayed ACK (about 40 ms per line).
     // (ssh2's Connection has setNoDelay; its type definitions miss it.)
     (client as unknown as { setNoDelay(on: boolean): void }).setNoDelay(true);
-    client.on('error', (error) => log(`ssh: client error: ${error.message}`));
+    client.on('error', (error) => log(`ssh: client ${address}: ${error.message}`));
+    client.on('close', () => {
+      // A connection that tried credentials and never got in is one failed login.
+      if (!user && rejected) throttle.failed(address, 'ssh: no key accepted');
+    });
     client.on('authentication', (ctx) => {
+      const refuse = () => {
+        rejected = true;
+        // A hot address waits for each refusal; everyone else gets it at once.
+        void wait(throttle.delay(address)).then(() => {
+          try {
+            ctx.reject(['publickey']);
+          } catch {
+            // the client left meanwhile
+          }
+        });
+      };
       if (ctx.method !== 'publickey') return ctx.reject(['publickey']);
+      if (++tries > MAX_AUTH_TRIES) {
+        rejected = true;
+        client.end();
+        return;
+      }
       const record = services.state.users.keyByFingerprint(fingerprintOf(ctx.key.data));
-      if (!record) return ctx.reject(['publickey']);
+      if (!record) return refuse();
       const known = ssh2.utils.parseKey(record.publicKey);
-      if (known instanceof Error || Array.isArray(known)) return ctx.reject(['publickey']);
+      if (known instanceof Error || Array.isArray(known)) return refuse();
       const blob = known.getPublicSSH();
-      if (blob.length !== ctx.key.data.length || !timingSafeEqual(blob, ctx.key.data)) return ctx.reject(['publickey']);
-      if (ctx.signature && known.verify(ctx.blob as Buffer, ctx.signature, ctx.hashAlgo) !== true) return ctx.reject(['publickey']);
-      user = services.state.users.get(record.user);
-      return user ? ctx.accept() : ctx.reject(['publickey']);
+      if (blob.length !== ctx.key.data.length || !timingSafeEqual(blob, ctx.key.data)) return refuse();
+      if (ctx.signature && known.verify(ctx.blob as Buffer, ctx.signature, ctx.hashAlgo) !== true) return refuse();
+      const owner = services.state.users.get(record.user);
+      if (!owner) return refuse();
+      // A key that is offered (no signature yet) is not a login; the signed request is.
+      if (ctx.signature) user = owner;
+      return ctx.accept();
     });
     client.on('ready', () => {
-      client.on('session', (acceptSession) => {
+      clearTimeout(loginTimer);
+      let sessions = 0;
+      client.on('session', (acceptSession, rejectSession) => {
+        if (sessions >= limits.max_sessions) return rejectSession();
+        sessions += 1;
         const session = acceptSession();
+        session.once('close', () => (sessions -= 1));
         let protocol: string | undefined;
-        session.on('env', (accept, reject, info) => {
-          if (info.key === 'GIT_PROTOCOL') {
-            protocol = info.val;
+        session.on('env', (accept, reject, env) => {
+          if (env.key === 'GIT_PROTOCOL') {
+            protocol = env.val;
             accept?.();
           } else reject?.();
         });
@@ -80,9 +157,9 @@ export async function startSsh(options: SshOptions): Promise<ssh2.Server> {
           channel.end();
         });
         session.on('subsystem', (_accept, reject) => reject());
-        session.on('exec', (accept, _reject, info) => {
+        session.on('exec', (accept, _reject, request) => {
           const channel = accept();
-          handleExec(info.command, channel, user as User, protocol, options).then(
+          handleExec(request.command, channel, user as User, protocol, options).then(
             (code) => {
               channel.exit(code);
               channel.end();
@@ -98,11 +175,42 @@ export async function startSsh(options: SshOptions): Promise<ssh2.Server> {
       });
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host, () => resolve());
+  // Own listener: admission and the login timer start at the TCP connect,
+  // before ssh2 has seen a byte; admitted sockets are handed to ssh2.
+  const listener: NetServer = createServer((socket: Socket) => {
+    const address = socket.remoteAddress ?? 'unknown';
+    const admitted = counts.admit(address);
+    if (typeof admitted === 'string') {
+      log(`ssh: refused a connection from ${address}: ${admitted}`);
+      socket.destroy();
+      return;
+    }
+    const key = `${socket.remoteAddress}|${socket.remotePort}`;
+    const timer = setTimeout(() => {
+      log(`ssh: dropped ${address}: not logged in within ${limits.login_grace}s (server.ssh.login_grace)`);
+      socket.destroy();
+    }, limits.login_grace * 1000);
+    loggingIn.set(key, timer);
+    socket.once('close', () => {
+      clearTimeout(timer);
+      loggingIn.delete(key);
+      admitted();
+    });
+    socket.on('error', () => undefined);
+    ssh.injectSocket(socket);
   });
-  return server;
+  await new Promise<void>((resolve, reject) => {
+    listener.once('error', reject);
+    listener.listen(options.port, options.host, () => resolve());
+  });
+  const address = listener.address();
+  return {
+    port: typeof address === 'object' && address ? address.port : options.port,
+    close: () => {
+      listener.close();
+      ssh.close();
+    },
+  };
 }
 
 async function handleExec(
@@ -110,9 +218,8 @@ async function handleExec(
   channel: ssh2.ServerChannel,
   user: User,
   protocol: string | undefined,
-  options: SshOptions,
+  options: TransportOptions,
 ): Promise<number> {
-  const { services } = options;
   let words: string[];
   try {
     words = splitCommandLine(commandLine);
@@ -126,19 +233,17 @@ async function handleExec(
   if (isGitService(name)) {
     return gitOverSsh(name, args, channel, user, protocol, controller.signal, options);
   }
+  const out = new BoundedOutput(channel);
+  const err = new BoundedOutput(channel.stderr);
   return dispatch(words, {
     user,
     local: false,
-    services: () => services,
+    services: () => options.services,
     io: {
-      out: (text) => channel.write(text),
-      err: (text) => channel.stderr.write(text),
-      input: () =>
-        new Promise<string>((resolve) => {
-          let data = '';
-          channel.on('data', (chunk: Buffer) => (data += chunk.toString('utf8')));
-          channel.on('end', () => resolve(data));
-        }),
+      out: (text) => out.write(text),
+      err: (text) => err.write(text),
+      drain: () => out.drain(),
+      input: (limit) => readLimited(channel, limit),
       signal: controller.signal,
     },
   });
@@ -151,33 +256,34 @@ async function gitOverSsh(
   user: User,
   protocol: string | undefined,
   signal: AbortSignal,
-  options: SshOptions,
+  options: TransportOptions,
 ): Promise<number> {
-  const { services } = options;
   if (args.length !== 1) {
     channel.stderr.write(`upaas: ${service} takes one repository path\n`);
     return 64;
   }
-  let app: string;
-  let path: string;
+  let repo;
   try {
-    app = repoNameFrom((args[0] as string).replace(/^\/+/, ''));
-    const needs = GIT_SERVICES[service];
-    if (!allows(services.state.users.accessTo(user, app), needs)) {
-      channel.stderr.write(`upaas: repository ${app} does not exist or you have no ${needs} access to it\n`);
-      return 1;
-    }
-    path = repoPath(services.config.paths.repos, app);
+    repo = openRepo(options.services, user, (args[0] as string).replace(/^\/+/, ''), GIT_SERVICES[service]);
   } catch (error) {
-    if (!(error instanceof RepoError)) throw error;
+    if (!(error instanceof AccessError || error instanceof RepoError)) throw error;
     channel.stderr.write(`upaas: ${error.message}\n`);
     return 1;
   }
-  return runGitService(
-    service,
-    path,
-    { stdin: channel, stdout: channel, stderr: channel.stderr },
-    { app, pusher: user.name, hooks: options.hooks, receivePacks: options.receivePacks, protocol },
-    signal,
-  );
+  const release = options.gitSlots.take(user.name);
+  if (!release) {
+    channel.stderr.write(`upaas: you have ${options.services.config.server.git_per_user} git operations running (server.git_per_user); try again when one ends\n`);
+    return 1;
+  }
+  try {
+    return await runGitService(
+      service,
+      repo.path,
+      { stdin: channel, stdout: channel, stderr: channel.stderr },
+      { app: repo.name, pusher: user.name, hooks: options.hooks, receivePacks: options.receivePacks, protocol },
+      signal,
+    );
+  } finally {
+    release();
+  }
 }

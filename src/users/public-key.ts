@@ -9,6 +9,9 @@ export interface ParsedPublicKey {
   comment: string | null;
 }
 
+/** The most a public key input may be: an RSA 16384-bit key line is under 3 KiB; a comment and slack fit. */
+export const KEY_INPUT_BYTES = 16 * 1024;
+
 export function parsePublicKey(text: string): ParsedPublicKey {
   const lines = text.split('\n').map((line) => line.trim()).filter((line) => line && !line.startsWith('#'));
   if (lines.length !== 1) throw new UserError(`expected one OpenSSH public key line, got ${lines.length}`);

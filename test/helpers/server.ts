@@ -7,7 +7,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type ResultPromise, execa } from 'execa';
-import { PROJECT, World } from './world.ts';
+import { PROJECT, World, merge } from './world.ts';
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -26,10 +26,16 @@ export interface KeyPair {
   publicKey: string;
 }
 
+/** Key folders, removed when the test process exits. */
+const keyDirs: string[] = [];
+process.once('exit', () => {
+  for (const dir of keyDirs) rmSync(dir, { recursive: true, force: true });
+});
+
 /** An ed25519 key pair made by ssh-keygen. */
 export async function makeKey(name: string): Promise<KeyPair> {
   const dir = mkdtempSync(join(tmpdir(), `upaas-key-${name}-`));
-  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  keyDirs.push(dir);
   const privateFile = join(dir, 'id_ed25519');
   await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `${name}@test`, '-f', privateFile]);
   const { stdout } = await execa('cat', [`${privateFile}.pub`]);
@@ -45,10 +51,11 @@ export class TestServer {
 
   constructor(readonly world: World) {}
 
-  async start(): Promise<void> {
+  /** Starts `upaas serve` on random ports; `server` is merged into the config's server section. */
+  async start(server: Record<string, unknown> = {}): Promise<void> {
     this.sshPort = await freePort();
     this.httpPort = await freePort();
-    this.world.setServer({ host: '127.0.0.1', ssh: { port: this.sshPort }, http: { port: this.httpPort } });
+    this.world.setServer(merge(server, { host: '127.0.0.1', ssh: { port: this.sshPort }, http: { port: this.httpPort } }));
     this.process = execa('node', [join(PROJECT, 'bin/upaas.js'), '-c', this.world.configFile, 'serve'], {
       reject: false,
       cwd: this.world.dir,
@@ -118,11 +125,12 @@ export class TestServer {
   }
 
   /** `ssh -p PORT git@127.0.0.1 COMMAND...` as `key`'s owner. */
-  async ssh(key: KeyPair, args: string[], input = '') {
+  async ssh(key: KeyPair, args: string[], input: string | Buffer = '', options: { bind?: string } = {}) {
     const known = join(this.world.dir, 'known_hosts');
+    const bind = options.bind ? ['-b', options.bind] : [];
     const result = await execa(
       'ssh',
-      ['-i', key.privateFile, '-o', 'IdentitiesOnly=yes', '-o', 'StrictHostKeyChecking=no', '-o', `UserKnownHostsFile=${known}`, '-o', 'LogLevel=ERROR', '-o', 'BatchMode=yes', '-p', String(this.sshPort), 'git@127.0.0.1', ...args],
+      [...bind, '-i', key.privateFile, '-o', 'IdentitiesOnly=yes', '-o', 'StrictHostKeyChecking=no', '-o', `UserKnownHostsFile=${known}`, '-o', 'LogLevel=ERROR', '-o', 'BatchMode=yes', '-p', String(this.sshPort), 'git@127.0.0.1', ...args],
       { reject: false, input },
     );
     return { exitCode: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr) };

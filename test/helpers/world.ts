@@ -104,10 +104,10 @@ export class World {
     writeFileSync(this.configFile, dump(config));
   }
 
-  /** Sets the `server` section of the config. */
+  /** Merges `server` into the `server` section of the config. */
   setServer(server: Record<string, unknown>): void {
     const config = load(readFileSync(this.configFile, 'utf8')) as Record<string, unknown>;
-    writeFileSync(this.configFile, dump({ ...config, server }));
+    writeFileSync(this.configFile, dump(merge(config, { server })));
   }
 
   get workdir(): string {

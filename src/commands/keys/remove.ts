@@ -1,17 +1,17 @@
 /** `keys remove`: remove a key by its SHA256 fingerprint. */
-import { type Command, parse } from '../command.ts';
+import { defineCommand } from '../command.ts';
 import { subject } from '../subject.ts';
 
-export const keysRemoveCommand: Command = {
+export const keysRemoveCommand = defineCommand({
   name: 'keys remove',
-  usage: 'keys remove FINGERPRINT [--user NAME]',
   summary: 'remove a key by its SHA256 fingerprint',
+  positionals: [{ name: 'FINGERPRINT' }],
+  options: { user: { type: 'string', value: 'NAME' } },
   access: 'user',
-  async run(invocation) {
-    const { values, positionals } = parse(invocation.args, { user: { type: 'string' } }, { min: 1, max: 1 });
+  async run(invocation, { values, args }) {
     const user = subject(invocation, values.user);
-    invocation.services().state.users.removeKey(user, positionals[0] as string);
-    invocation.io.out(`removed key ${positionals[0]} of ${user}\n`);
+    invocation.services().state.users.removeKey(user, args.FINGERPRINT);
+    invocation.io.out(`removed key ${args.FINGERPRINT} of ${user}\n`);
     return 0;
   },
-};
+});

@@ -1,20 +1,17 @@
 /** `repos create`: create an empty repository to push an app into. */
-import { createRepo, listRepos, repoNameFrom } from '../../git/repos.ts';
-import { type Command, CommandError, parse } from '../command.ts';
+import { createRepository } from '../../core/repos.ts';
+import { defineCommand } from '../command.ts';
 
-export const reposCreateCommand: Command = {
+export const reposCreateCommand = defineCommand({
   name: 'repos create',
-  usage: 'repos create NAME',
   summary: 'create an empty repository to push an app into',
+  positionals: [{ name: 'NAME', repo: true }],
+  options: {},
   access: 'admin',
-  async run({ args, io, services }) {
-    const { positionals } = parse(args, {}, { min: 1, max: 1 });
-    const name = repoNameFrom(positionals[0] as string);
-    const { config } = services();
-    const existed = await listRepos(config.paths.repos).then((all) => all.includes(name));
-    if (existed) throw new CommandError(`repository ${name} exists already`);
-    await createRepo(config.paths.repos, name, config.apps.branch);
-    io.out(`created repository ${name}; push to it with: git push <server>/${name}.git ${config.apps.branch}\n`);
+  async run({ io, services }, { args }) {
+    const all = services();
+    const repo = await createRepository(all, args.NAME);
+    io.out(`created repository ${repo.name}; push to it with: git push <server>/${repo.name}.git ${all.config.apps.branch}\n`);
     return 0;
   },
-};
+});

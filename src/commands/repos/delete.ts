@@ -1,22 +1,17 @@
-/** `repos delete`: delete a repository and its grants (its packages' records are kept). */
-import { rm } from 'node:fs/promises';
-import { repoNameFrom, repoPath } from '../../git/repos.ts';
-import { type Command, UsageError, parse } from '../command.ts';
+/** `repos delete`: delete a repository and everything kept of its app. */
+import { deleteRepository } from '../../core/repos.ts';
+import { UsageError, defineCommand } from '../command.ts';
 
-export const reposDeleteCommand: Command = {
+export const reposDeleteCommand = defineCommand({
   name: 'repos delete',
-  usage: 'repos delete NAME --yes',
-  summary: "delete a repository and its grants (its packages' records are kept)",
+  summary: 'delete a repository with its grants, builds, logs and packages',
+  positionals: [{ name: 'NAME', repo: true }],
+  options: { yes: { type: 'boolean' } },
   access: 'admin',
-  async run({ args, io, services }) {
-    const { values, positionals } = parse(args, { yes: { type: 'boolean' } }, { min: 1, max: 1 });
-    const name = repoNameFrom(positionals[0] as string);
-    if (!values.yes) throw new UsageError(`deleting ${name} cannot be undone: add --yes`);
-    const { config, state } = services();
-    const path = repoPath(config.paths.repos, name);
-    await rm(path, { recursive: true, force: true });
-    state.users.forgetRepo(name);
-    io.out(`deleted repository ${name}\n`);
+  async run({ io, user, services }, { values, args }) {
+    if (!values.yes) throw new UsageError(`deleting ${args.NAME} cannot be undone: add --yes`);
+    const gone = await deleteRepository(services(), args.NAME, user.name);
+    io.out(`deleted repository ${gone.name} (${gone.builds} builds, ${gone.packages} packages)\n`);
     return 0;
   },
-};
+});

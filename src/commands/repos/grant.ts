@@ -1,21 +1,18 @@
 /** `repos grant`: let a user read (clone, fetch) or write (push, build) a repository. */
-import { repoNameFrom, repoPath } from '../../git/repos.ts';
-import { type Command, UsageError, parse } from '../command.ts';
+import { grantAccess } from '../../core/repos.ts';
+import { UsageError, defineCommand } from '../command.ts';
 
-export const reposGrantCommand: Command = {
+export const reposGrantCommand = defineCommand({
   name: 'repos grant',
-  usage: 'repos grant REPO USER read|write',
   summary: 'let a user read (clone, fetch) or write (push, build) a repository',
+  positionals: [{ name: 'REPO', repo: true }, { name: 'USER' }, { name: 'LEVEL', shown: 'read|write' }],
+  options: {},
   access: 'admin',
-  async run({ args, io, services }) {
-    const { positionals } = parse(args, {}, { min: 3, max: 3 });
-    const [repoArg, user, level] = positionals as [string, string, string];
-    if (level !== 'read' && level !== 'write') throw new UsageError(`level: expected read or write, got ${JSON.stringify(level)}`);
-    const name = repoNameFrom(repoArg);
-    const { config, state } = services();
-    repoPath(config.paths.repos, name);
-    state.users.grant(name, user, level);
-    io.out(`${user} may now ${level} ${name}\n`);
+  async run({ io, services }, { args }) {
+    const level = args.LEVEL;
+    if (level !== 'read' && level !== 'write') throw new UsageError(`LEVEL: expected read or write, got ${JSON.stringify(level)}`);
+    grantAccess(services(), args.REPO, args.USER, level);
+    io.out(`${args.USER} may now ${level} ${args.REPO}\n`);
     return 0;
   },
-};
+});

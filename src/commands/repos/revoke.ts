@@ -1,17 +1,16 @@
 /** `repos revoke`: remove a user's access to a repository. */
-import { repoNameFrom } from '../../git/repos.ts';
-import { type Command, parse } from '../command.ts';
+import { revokeAccess } from '../../core/repos.ts';
+import { defineCommand } from '../command.ts';
 
-export const reposRevokeCommand: Command = {
+export const reposRevokeCommand = defineCommand({
   name: 'repos revoke',
-  usage: 'repos revoke REPO USER',
   summary: "remove a user's access to a repository",
+  positionals: [{ name: 'REPO', repo: true }, { name: 'USER' }],
+  options: {},
   access: 'admin',
-  async run({ args, io, services }) {
-    const { positionals } = parse(args, {}, { min: 2, max: 2 });
-    const [repoArg, user] = positionals as [string, string];
-    services().state.users.revoke(repoNameFrom(repoArg), user);
-    io.out(`${user} has no access to ${repoArg} any more\n`);
+  async run({ io, services }, { args }) {
+    revokeAccess(services(), args.REPO, args.USER);
+    io.out(`${args.USER} has no access to ${args.REPO} any more\n`);
     return 0;
   },
-};
+});

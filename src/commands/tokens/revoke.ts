@@ -1,17 +1,17 @@
 /** `tokens revoke`: revoke a token. */
-import { type Command, parse } from '../command.ts';
+import { defineCommand } from '../command.ts';
 import { subject } from '../subject.ts';
 
-export const tokensRevokeCommand: Command = {
+export const tokensRevokeCommand = defineCommand({
   name: 'tokens revoke',
-  usage: 'tokens revoke ID [--user NAME]',
   summary: 'revoke a token',
+  positionals: [{ name: 'ID' }],
+  options: { user: { type: 'string', value: 'NAME' } },
   access: 'user',
-  async run(invocation) {
-    const { values, positionals } = parse(invocation.args, { user: { type: 'string' } }, { min: 1, max: 1 });
+  async run(invocation, { values, args }) {
     const user = subject(invocation, values.user);
-    invocation.services().state.users.revokeToken(user, positionals[0] as string);
-    invocation.io.out(`revoked token ${positionals[0]} of ${user}\n`);
+    invocation.services().state.users.revokeToken(user, args.ID);
+    invocation.io.out(`revoked token ${args.ID} of ${user}\n`);
     return 0;
   },
-};
+});

@@ -1,17 +1,18 @@
 /** `users add`: add a user, with the public key given on standard input if any. */
-import { parsePublicKey } from '../../users/public-key.ts';
-import { type Command, parse } from '../command.ts';
+import { KEY_INPUT_BYTES, parsePublicKey } from '../../users/public-key.ts';
+import { defineCommand } from '../command.ts';
 
-export const usersAddCommand: Command = {
+export const usersAddCommand = defineCommand({
   name: 'users add',
-  usage: 'users add NAME [--admin] [< key.pub]',
   summary: 'add a user, with the public key given on standard input if any',
+  positionals: [{ name: 'NAME' }],
+  options: { admin: { type: 'boolean' } },
+  stdin: { bytes: KEY_INPUT_BYTES, what: 'key.pub (optional)' },
   access: 'admin',
-  async run({ args, io, services }) {
-    const { values, positionals } = parse(args, { admin: { type: 'boolean' } }, { min: 1, max: 1 });
-    const name = positionals[0] as string;
-    const input = (await io.input()).trim();
-    const key = input ? parsePublicKey(input) : null;
+  async run({ io, services }, { values, args, input }) {
+    const name = args.NAME;
+    const text = (await input()).trim();
+    const key = text ? parsePublicKey(text) : null;
     const { state } = services();
     state.db.transaction(() => {
       state.users.add(name, values.admin);
@@ -20,4 +21,4 @@ export const usersAddCommand: Command = {
     io.out(`added user ${name}${values.admin ? ' (admin)' : ''}${key ? ` with key ${key.fingerprint}` : ''}\n`);
     return 0;
   },
-};
+});

@@ -1,15 +1,15 @@
 /** `users remove`: remove a user with their keys, tokens and grants. */
-import { type Command, parse } from '../command.ts';
+import { defineCommand } from '../command.ts';
 
-export const usersRemoveCommand: Command = {
+export const usersRemoveCommand = defineCommand({
   name: 'users remove',
-  usage: 'users remove NAME',
   summary: 'remove a user with their keys, tokens and grants',
+  positionals: [{ name: 'NAME' }],
+  options: {},
   access: 'admin',
-  async run({ args, io, services }) {
-    const { positionals } = parse(args, {}, { min: 1, max: 1 });
-    services().state.users.remove(positionals[0] as string);
-    io.out(`removed user ${positionals[0]}\n`);
+  async run({ io, services }, { args }) {
+    services().state.users.remove(args.NAME);
+    io.out(`removed user ${args.NAME}\n`);
     return 0;
   },
-};
+});

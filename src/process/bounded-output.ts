@@ -1,0 +1,48 @@
+/**
+ * Output to a client that may read slowly or not at all: what it has not
+ * taken yet is held up to a bound; past it, writes are left out (and counted
+ * in one line when it catches up), so no client can make the server hold
+ * more than that. Long outputs wait with `drain` between chunks instead.
+ */
+import { once } from 'node:events';
+import type { Writable } from 'node:stream';
+
+/** Held for a client at most (per stream). */
+export const MAX_HELD_BYTES = 4 * 1024 * 1024;
+/** `drain` resolves once the client's backlog is below this. */
+const LOW_WATER_BYTES = 256 * 1024;
+
+export class BoundedOutput {
+  private skipped = 0;
+
+  constructor(
+    private readonly stream: Writable,
+    private readonly maxHeld = MAX_HELD_BYTES,
+  ) {}
+
+  private get open(): boolean {
+    return !this.stream.destroyed && !this.stream.writableEnded;
+  }
+
+  /** Writes `text`, or leaves it out while the client holds more than the bound. */
+  write(text: string): void {
+    if (!this.open) return;
+    if (this.stream.writableLength > this.maxHeld) {
+      this.skipped += 1;
+      return;
+    }
+    if (this.skipped > 0) {
+      this.stream.write(`[... ${this.skipped} lines left out here: the client read too slowly; the stored log has them all ...]\n`);
+      this.skipped = 0;
+    }
+    this.stream.write(text);
+  }
+
+  /** Resolves once the client's backlog is small (or the stream is gone). */
+  async drain(): Promise<void> {
+    while (this.open && this.stream.writableLength > LOW_WATER_BYTES) {
+      // An error ends the stream too; the caller learns of it from the stream itself.
+      await Promise.race([once(this.stream, 'drain'), once(this.stream, 'close')]).catch(() => undefined);
+    }
+  }
+}

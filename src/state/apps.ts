@@ -1,0 +1,62 @@
+/**
+ * Apps as a whole: forgetting everything the state holds of a deleted repo
+ * (grants, builds with their logs, packages, the current-package pointer), so
+ * that a new repo of the same name starts from nothing. What was there is
+ * counted under a tombstone in deleted_repos.
+ */
+import { BusyError, type Builds } from './builds.ts';
+import type { Db } from './db.ts';
+
+export interface DeletedRepo {
+  name: string;
+  deletedAt: string;
+  deletedBy: string | null;
+  builds: number;
+  packages: number;
+}
+
+export class Apps {
+  constructor(
+    private readonly db: Db,
+    private readonly builds: Builds,
+  ) {}
+
+  /**
+   * Removes every record of `app` in one transaction and returns the storage
+   * keys of its packages (the caller deletes those objects). Refused with a
+   * BusyError while a build of the app runs.
+   */
+  forget(app: string, by: string | null): { tombstone: DeletedRepo; storageKeys: string[] } {
+    return this.db
+      .transaction(() => {
+        const live = this.builds.liveFor(app);
+        if (live) throw new BusyError(live);
+        const storageKeys = (this.db.prepare('SELECT storage_key FROM packages WHERE app = ?').all(app) as { storage_key: string }[]).map(
+          (row) => row.storage_key,
+        );
+        const packages = this.db.prepare('DELETE FROM packages WHERE app = ?').run(app).changes;
+        const builds = this.db.prepare('DELETE FROM builds WHERE app = ?').run(app).changes;
+        this.db.prepare('DELETE FROM access WHERE repo = ?').run(app);
+        this.db.prepare('DELETE FROM apps WHERE name = ?').run(app);
+        const tombstone = { name: app, deletedAt: new Date().toISOString(), deletedBy: by, builds, packages };
+        this.db
+          .prepare('INSERT INTO deleted_repos (name, deleted_at, deleted_by, builds, packages) VALUES (?, ?, ?, ?, ?)')
+          .run(app, tombstone.deletedAt, by, builds, packages);
+        return { tombstone, storageKeys };
+      })
+      .immediate();
+  }
+
+  /** Tombstones of deleted repos, newest first. */
+  deleted(): DeletedRepo[] {
+    return (
+      this.db.prepare('SELECT name, deleted_at, deleted_by, builds, packages FROM deleted_repos ORDER BY id DESC').all() as {
+        name: string;
+        deleted_at: string;
+        deleted_by: string | null;
+        builds: number;
+        packages: number;
+      }[]
+    ).map((row) => ({ name: row.name, deletedAt: row.deleted_at, deletedBy: row.deleted_by, builds: row.builds, packages: row.packages }));
+  }
+}
