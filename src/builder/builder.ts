@@ -6,13 +6,13 @@
  * app's current package.
  */
 import { mkdir, mkdtemp } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { Services as AllServices } from '../core/services.ts';
 import { RepoError, changelog, commitInfo, repoPath, resolveRevision } from '../git/repos.ts';
 import { loadMetadata } from '../metadata/metadata.ts';
-import type { BuildContext } from './context.ts';
-import { BuildError, asBuildError, cancelledError, userError } from './errors.ts';
-import { BuildLog, failureLine, formatBytes } from './log.ts';
+import { type BuildContext, failOnLimit } from './context.ts';
+import { BuildError, asBuildError, cancelledError, systemError, userError } from './errors.ts';
+import { BuildLog, failureLine, formatBytes, hiddenPaths } from './log.ts';
 import { chooseInterpreter, makePlan } from './plan.ts';
 import { checkoutApp } from './steps/checkout.ts';
 import { fileTarget } from './steps/files.ts';
@@ -21,6 +21,8 @@ import { prepareBase } from './steps/image.ts';
 import { installInterpreter } from './steps/interpreter.ts';
 import { runSetupActions } from './steps/actions.ts';
 import { archivePackage } from './steps/archive.ts';
+import { Cleanup } from '../process/cleanup.ts';
+import { Jail } from '../sandbox/jail.ts';
 import { removeTree } from '../sandbox/mounts.ts';
 import type { PackageRecord } from '../state/packages.ts';
 
@@ -68,7 +70,9 @@ export async function build(services: Services, request: BuildRequest): Promise<
   }
   const record = state.builds.start(request.app, { fresh: Boolean(request.fresh), requestedBy: request.requestedBy });
   request.onStart?.(record.id);
-  const log = new BuildLog(sink, join(config.paths.state, 'logs', request.app, `${record.id}.log`), config.builder.logsize * 1024 * 1024);
+  const folders: Record<string, string> = { workdir: config.paths.workdir, repos: config.paths.repos, state: config.paths.state };
+  for (const [index, folder] of services.storage.hostFolders.entries()) folders[index === 0 ? 'storage' : `storage${index + 1}`] = folder;
+  const log = new BuildLog(sink, join(config.paths.state, 'logs', request.app, `${record.id}.log`), config.builder.logsize * 1024 * 1024, hiddenPaths(folders));
   log.step(`Build ${record.id} of ${request.app}${request.fresh ? ' (fresh)' : ''}`);
   try {
     const pkg = await runBuild(services, request, repo, record.id, log, stats);
@@ -142,8 +146,11 @@ async function runBuild(
 
   await mkdir(config.paths.workdir, { recursive: true });
   const tmp = await mkdtemp(join(config.paths.workdir, `${app}-${buildId}-`));
+  // The jail (cgroup, volume, network) and the temp folder go whatever happens, the jail first.
+  const cleanup = new Cleanup();
   try {
-    const root = join(tmp, 'root');
+    const jail = await confine(config, tmp, cleanup);
+    const root = join(jail.treeDir, 'root');
     await mkdir(root, { mode: 0o755 });
     const ctx: BuildContext = {
       ...services,
@@ -157,19 +164,23 @@ async function runBuild(
       plan,
       current: fresh ? null : current,
       tmp,
+      jail,
       root,
       os: null,
       signal: request.signal,
       stats,
     };
 
-    await prepareBase(ctx); //           1. system image (or current package), system action
-    if (fresh) await installInterpreter(ctx); // 2. interpreter
-    await installAppPackages(ctx); //    3. app's OS packages
-    await checkoutApp(ctx); //           4. clone or update
-    await runSetupActions(ctx); //       5. files, before, main, after, finalize
+    const stored = await withinLimits(ctx, async () => {
+      await prepareBase(ctx); //           1. system image (or current package), system action
+      if (fresh) await installInterpreter(ctx); // 2. interpreter
+      await installAppPackages(ctx); //    3. app's OS packages
+      await checkoutApp(ctx); //           4. clone or update
+      await runSetupActions(ctx); //       5. files, before, main, after, finalize
+      await failOnLimit(ctx); //           nothing is archived of a build that ran into a limit
+      return archivePackage(ctx); //       6. archive into storage
+    });
     const changes = await changelog(repo, current?.revision ?? null, revision);
-    const stored = await archivePackage(ctx); // 6. archive into storage
 
     const pkg: PackageRecord = {
       id: stored.sha256,
@@ -198,7 +209,32 @@ async function runBuild(
     }
     return pkg;
   } finally {
-    // A cleanup problem is the server's to fix; it never replaces the build's outcome.
-    await removeTree(tmp).catch((error: unknown) => log.output(`warning: ${(error as Error).message}`));
+    // A cleanup problem is the server's to fix (its log says what); it never replaces the build's outcome.
+    await cleanup.close().catch((error: unknown) => serverLog(`build ${buildId} of ${app}: ${(error as Error).message}`));
+    await removeTree(tmp).catch((error: unknown) => serverLog(`build ${buildId} of ${app}: ${(error as Error).message}`));
   }
 }
+
+/** The build's jail in its temp folder, from builder.network and builder.limits; a failure is a system error. */
+async function confine(config: Services['config'], tmp: string, cleanup: Cleanup): Promise<Jail> {
+  const { network, limits } = config.builder;
+  try {
+    return await Jail.open(tmp, { network, limits, stateDir: config.paths.state, name: basename(tmp) }, cleanup);
+  } catch (error) {
+    throw systemError(`cannot confine the build (builder.network, builder.limits): ${(error as Error).message}`, { cause: error });
+  }
+}
+
+/** Runs the build's steps; whatever failed after a limit was hit failed because of it, and says so. */
+async function withinLimits<T>(ctx: BuildContext, steps: () => Promise<T>): Promise<T> {
+  try {
+    return await steps();
+  } catch (error) {
+    const hit = ctx.signal?.aborted ? null : await ctx.jail.limitHit();
+    if (hit) throw userError(hit, { cause: error });
+    throw error;
+  }
+}
+
+/** Where the server's own log goes: its stderr (a build's log is the app's to read, and names no server path). */
+const serverLog = (line: string) => process.stderr.write(`${new Date().toISOString()} upaas: ${line}\n`);

@@ -6,11 +6,12 @@
 import type { Config } from '../config/config.ts';
 import type { Metadata } from '../metadata/metadata.ts';
 import { describeEnd } from '../process/run.ts';
-import { type SandboxOptions, runScriptInSandbox } from '../sandbox/sandbox.ts';
+import type { Jail } from '../sandbox/jail.ts';
+import { type SandboxOptions, runInSandbox, runScriptInSandbox } from '../sandbox/sandbox.ts';
 import type { State } from '../state/state.ts';
 import type { PackageRecord } from '../state/packages.ts';
 import type { StorageHandler } from '../storage/handler.ts';
-import { BuildError, type ErrorKind } from './errors.ts';
+import { BuildError, type ErrorKind, userError } from './errors.ts';
 import type { BuildLog } from './log.ts';
 import type { OsRelease, Plan } from './plan.ts';
 
@@ -31,6 +32,8 @@ export interface BuildContext {
   current: PackageRecord | null;
   /** This build's private temp folder; removed when the build ends. */
   tmp: string;
+  /** The build's confinement: cgroup, volume (its trees live in jail.treeDir), network. */
+  jail: Jail;
   /** The chroot root inside tmp. */
   root: string;
   os: OsRelease | null;
@@ -84,9 +87,12 @@ export async function runCommands(
       ...options,
       timeoutSeconds,
       signal: ctx.signal,
+      jail: ctx.jail,
       onLine: (line) => ctx.log.output(line),
     });
     ctx.stats.commandMs += performance.now() - started;
+    // Before its exit status: a script that ignored a refused fork, a killed process or a full disk still ran into the limit.
+    await failOnLimit(ctx);
     if (result.startError) throw new BuildError('system', `${what}: the command could not be started (${result.startError})`);
     if (!result.ok) {
       const [first = ''] = display.split('\n');
@@ -95,4 +101,15 @@ export async function runCommands(
       throw new BuildError(kind, `${what} failed: \`${shown}\` ${describeEnd(result, timeoutSeconds)}`);
     }
   }
+}
+
+/** A user error naming the limit when the build ran into one of builder.limits (the kernel's counters say so). */
+export async function failOnLimit(ctx: BuildContext): Promise<void> {
+  const hit = await ctx.jail.limitHit();
+  if (hit) throw userError(hit);
+}
+
+/** Runs `argv` in the build's chroot and jail (a builder-made command: an image check, a chown, reading a file). */
+export function inChroot(ctx: BuildContext, argv: readonly string[], options: Omit<SandboxOptions, 'jail' | 'signal'> = {}) {
+  return runInSandbox(ctx.root, argv, { ...options, jail: ctx.jail, signal: ctx.signal });
 }

@@ -2,7 +2,8 @@
  * The build log: what the pusher sees, line by line, and what is stored.
  * Steps start with "-----> ", command output is indented by seven spaces,
  * a failure ends with one "!     " line that says user or system error.
- * Every line is made safe for a terminal (process/terminal.ts).
+ * Every line is made safe for a terminal (process/terminal.ts) and names no
+ * server path (the folders of the server show as <workdir>, <state> ...).
  */
 import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import { dirname } from 'node:path';
@@ -79,6 +80,8 @@ export class BuildLog {
     private readonly sink: (line: string) => void,
     filePath?: string,
     maxBytes = DEFAULT_LOG_BYTES,
+    /** Server paths shown as their names instead (longest first): the log is the app's readers' to see. */
+    private readonly hidden: readonly (readonly [path: string, name: string])[] = [],
   ) {
     this.maxBytes = Math.min(Math.max(Math.floor(maxBytes), MIN_LOG_BYTES), MAX_LOG_BYTES);
     const half = Math.floor(this.maxBytes / 2);
@@ -96,7 +99,8 @@ export class BuildLog {
     // One line, whatever an error message holds: app-made text with a line break
     // would start a line of its own, at column 0 like a step. Masked before the
     // cut to count what is kept, and after it: a cut may split a colour sequence.
-    const single = text.includes('\n') ? text.replaceAll('\n', '^J') : text;
+    let single = text.includes('\n') ? text.replaceAll('\n', '^J') : text;
+    for (const [path, name] of this.hidden) if (single.includes(path)) single = single.replaceAll(path, name);
     const line = forTerminal(cutLine(forTerminal(single), this.lineRoom));
     const bytes = encodedLength(line);
     if (this.tail) {
@@ -304,4 +308,12 @@ export function formatBytes(bytes: number): string {
     unit++;
   }
   return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
+}
+
+/** The server's folders a log line must not name, longest first, each with the name it shows instead. */
+export function hiddenPaths(folders: Record<string, string>): [string, string][] {
+  return Object.entries(folders)
+    .filter(([, path]) => path.length > 1)
+    .map(([name, path]): [string, string] => [path, `<${name}>`])
+    .sort((a, b) => b[0].length - a[0].length);
 }

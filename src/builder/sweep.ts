@@ -1,13 +1,15 @@
 /**
  * Crash recovery when the server starts: builds left "running" by a process
- * that is gone are marked failed (system error), and the temp folders such
- * builds left in paths.workdir are removed (after making sure nothing is
- * mounted below them). Folders of builds that still run (a local `upaas
- * build` beside the server) are left alone.
+ * that is gone are marked failed (system error), and the temp folders (with
+ * their volumes and network namespaces) and cgroups such builds left are
+ * removed (after making sure nothing is mounted below a folder, and killing
+ * what still runs in a cgroup). What belongs to builds that still run (a
+ * local `upaas build` beside the server) is left alone.
  */
 import { readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from '../config/config.ts';
+import { detectLayout, leftoverCgroups, parentName, removeCgroup } from '../sandbox/cgroups.ts';
 import { removeTree } from '../sandbox/mounts.ts';
 import type { State } from '../state/state.ts';
 
@@ -18,13 +20,14 @@ export async function sweepInterrupted(config: Config, state: State, log: (line:
   for (const build of state.builds.reapStale()) {
     log(`upaas: build ${build.id} of ${build.app} was interrupted (its process is gone); marked failed`);
   }
+  const live = state.builds.liveIds();
+  await sweepCgroups(config, live, log);
   let entries: string[];
   try {
     entries = await readdir(config.paths.workdir);
   } catch {
     return;
   }
-  const live = state.builds.liveIds();
   for (const entry of entries) {
     const id = BUILD_DIR.exec(entry)?.[1];
     if (id === undefined || live.has(Number(id))) continue;
@@ -50,6 +53,28 @@ async function killProcessesIn(dir: string): Promise<void> {
       if (inside(root) || inside(cwd)) process.kill(Number(pid), 'SIGKILL');
     } catch {
       // gone meanwhile, or not ours to see
+    }
+  }
+}
+
+/** Removes the cgroups of this server's builds that no longer run (killing what is left in them). */
+async function sweepCgroups(config: Config, live: Set<number>, log: (line: string) => void): Promise<void> {
+  let layout;
+  try {
+    layout = detectLayout();
+  } catch {
+    return;
+  }
+  for (const [name, dirs] of await leftoverCgroups(layout, parentName(config.paths.state))) {
+    const id = BUILD_DIR.exec(name)?.[1];
+    if (id === undefined || live.has(Number(id))) continue;
+    for (const dir of dirs) {
+      try {
+        await removeCgroup(dir);
+        log(`upaas: removed the cgroup ${dir}, left by interrupted build ${id}`);
+      } catch (error) {
+        log(`upaas: could not remove the cgroup ${dir}: ${(error as Error).message}`);
+      }
     }
   }
 }

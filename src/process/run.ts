@@ -40,6 +40,9 @@ export interface RunResult {
 
 const TAIL_LINES = 30;
 
+/** PATH for programs the server runs as root on the host: the system's folders only, never a caller's. */
+export const SYSTEM_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
 export async function run(file: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
   // The last lines, in a ring: a flood calls this per line, so no shift().
   const ring: string[] = [];
@@ -140,6 +143,27 @@ export async function capture(
   options: { cwd?: string; env?: Record<string, string> } = {},
 ): Promise<string> {
   return (await captureBytes(file, args, options)).toString('utf8');
+}
+
+/**
+ * Runs a host command that must succeed (mkfs, mount, nft ...), keeping its
+ * last lines; throws an Error that starts with `what` and says how it ended.
+ */
+export async function runChecked(
+  what: string,
+  file: string,
+  args: readonly string[],
+  options: { input?: string; timeoutSeconds?: number } = {},
+): Promise<void> {
+  const lines: string[] = [];
+  const result = await run(file, args, {
+    onLine: (line) => lines.push(line),
+    timeoutSeconds: options.timeoutSeconds ?? 120,
+    input: options.input,
+    cleanEnv: true,
+    env: { PATH: SYSTEM_PATH },
+  });
+  if (!result.ok) throw new Error(`${what}: ${file} ${describeEnd(result)}${lines.length > 0 ? `: ${lines.slice(-3).join(' ')}` : ''}`);
 }
 
 /** One-line description of how a command ended, for error messages. */

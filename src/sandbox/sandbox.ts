@@ -1,10 +1,14 @@
 /**
- * Runs one command chrooted into a build's system image, inside its own mount
- * and PID namespaces. The namespace gets /proc (with /proc/sys and the other
- * kernel knobs read-only), a minimal /dev, a fresh /run, the host's
- * resolv.conf and optional read-only binds. When the command ends, times out
- * or is killed, the PID namespace takes every process it started down with it
- * and the mount namespace takes every mount: nothing outlives it.
+ * Runs one command chrooted into a build's system image, inside its own
+ * mount, PID, IPC and UTS namespaces, in its build's network namespace and
+ * cgroup (jail.ts; a command outside a build gets a loopback-only network of
+ * its own). The namespace gets /proc (with /proc/sys and the other kernel
+ * knobs read-only), a minimal /dev, a fresh /run, the build's resolv.conf and
+ * optional read-only binds; only stdin, stdout and stderr stay open. When the
+ * command ends, times out or is killed, the PID namespace takes every process
+ * it started down with it and the mount namespace takes every mount: nothing
+ * outlives it. It cannot see the host's SysV IPC or abstract unix sockets,
+ * nor set the host's name.
  *
  * The command runs as root inside the image (package managers need that) but
  * not as the host's full root: `capsh` chroots and then drops every capability
@@ -19,11 +23,15 @@
  * as positional arguments, never pasted into the script.
  */
 import { readFileSync } from 'node:fs';
-import { type RunOptions, type RunResult, run } from '../process/run.ts';
+import { type RunOptions, type RunResult, SYSTEM_PATH, run } from '../process/run.ts';
+import { type Confinement, UNCONFINED } from './jail.ts';
 
 const SETUP_SCRIPT = `
 set -eu
-root=$1; wd=$2; drop=$3; shift 3
+unset SHLVL
+root=$1; wd=$2; drop=$3; resolv=$4; lo=$5; shift 5
+echo localhost > /proc/sys/kernel/hostname
+if [ "$lo" = lo ]; then ip link set lo up; fi
 for p in proc dev run etc etc/resolv.conf; do
   if [ -L "$root/$p" ]; then echo "upaas sandbox: /$p in the image is a symlink; refusing to mount over it" >&2; exit 125; fi
 done
@@ -54,9 +62,9 @@ if [ -d "$root/run" ]; then
   mount -t tmpfs -o nosuid,nodev,mode=0755 upaas-run "$root/run"
   mkdir -m 1777 "$root/run/lock"
 fi
-if [ -f /etc/resolv.conf ] && [ -d "$root/etc" ]; then
+if [ -n "$resolv" ] && [ -f "$resolv" ] && [ -d "$root/etc" ]; then
   [ -e "$root/etc/resolv.conf" ] || : > "$root/etc/resolv.conf"
-  mount --bind -o ro /etc/resolv.conf "$root/etc/resolv.conf"
+  mount --bind -o ro "$resolv" "$root/etc/resolv.conf"
 fi
 while [ "$1" = "--bind-ro" ]; do
   mkdir -p "$root$3"
@@ -108,19 +116,71 @@ function capabilitiesToDrop(): string {
 }
 
 /**
- * `setpriv` prefix: unshare gets SIGKILL when the server dies (even by
- * SIGKILL), and its --kill-child takes the namespace down with it, so no build
- * command outlives the server that timed it.
+ * What runs first on the host, as bash (dash cannot close descriptors above
+ * 9): joins the build's cgroup (each cgroup.procs file named before `--`)
+ * before anything is started, closes every descriptor but stdin, stdout and
+ * stderr (whatever this server or a library left open without close-on-exec
+ * must not reach a build), then execs the rest.
  */
-const DIE_WITH_SERVER = ['--pdeathsig', 'KILL', '--'];
+const PRELUDE = `
+while [ "$1" != -- ]; do
+  echo 0 > "$1" || { echo "upaas sandbox: cannot join the build's cgroup" >&2; exit 125; }
+  shift
+done
+shift
+for fd in /proc/self/fd/*; do
+  fd=\${fd##*/}
+  if [ "$fd" -gt 2 ] && [ -e "/proc/self/fd/$fd" ]; then eval "exec $fd>&-"; fi
+done
+exec "$@"
+`;
 
-export const SANDBOX_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+/**
+ * The host side of every confined command: `setpriv --pdeathsig KILL` (it
+ * gets SIGKILL when the server dies, even by SIGKILL, and --kill-child takes
+ * its namespace down with it), the prelude, the build's network namespace,
+ * then `unshare` with private mount, PID, IPC and UTS namespaces (and a
+ * network namespace of its own when the build has none to enter, unless the
+ * network is the host's). `extra` are unshare options of the caller.
+ */
+function confinedPrefix(confinement: Confinement, extra: string[]): { argv: string[]; ownLoopback: boolean } {
+  const ownLoopback = confinement.netns === null && confinement.network !== 'host';
+  const argv = [
+    '--pdeathsig',
+    'KILL',
+    '--',
+    'bash',
+    '-c',
+    PRELUDE,
+    'upaas-prelude',
+    ...confinement.cgroupProcs,
+    '--',
+    ...(confinement.netns ? ['nsenter', `--net=${confinement.netns}`, '--'] : []),
+    'unshare',
+    '--mount',
+    '--pid',
+    '--fork',
+    '--kill-child',
+    '--ipc',
+    '--uts',
+    ...(ownLoopback ? ['--net'] : []),
+    ...extra,
+    '--propagation',
+    'private',
+    '--',
+  ];
+  return { argv, ownLoopback };
+}
+
+export const SANDBOX_PATH = SYSTEM_PATH;
 
 export interface SandboxOptions extends Omit<RunOptions, 'cwd' | 'cleanEnv'> {
   /** Working directory inside the chroot (default /). */
   cwd?: string;
   /** Host paths made visible read-only at paths under BIND_ROOT inside the chroot. */
   bindsReadOnly?: { source: string; target: string }[];
+  /** The build's confinement (default: none but a loopback-only network of its own). */
+  jail?: Confinement;
 }
 
 /** Runs `argv` inside the chroot at `root`. Its environment is exactly PATH plus `env`, and only it sees `env`. */
@@ -130,14 +190,12 @@ export function runInSandbox(root: string, argv: readonly string[], options: San
     if (!bind.target.startsWith(`${BIND_ROOT}/`)) throw new Error(`sandbox bind target must be under ${BIND_ROOT}: ${bind.target}`);
     binds.push('--bind-ro', bind.source, bind.target);
   }
+  const jail = options.jail ?? UNCONFINED;
+  const prefix = confinedPrefix(jail, []);
+  // The host's own resolv.conf only where the build uses the host's network.
+  const resolv = jail.resolvConf ?? (jail.network === 'host' ? '/etc/resolv.conf' : '');
   const hostArgs = [
-    '--mount',
-    '--pid',
-    '--fork',
-    '--kill-child',
-    '--propagation',
-    'private',
-    '--',
+    ...prefix.argv,
     '/bin/sh',
     '-c',
     SETUP_SCRIPT,
@@ -145,6 +203,8 @@ export function runInSandbox(root: string, argv: readonly string[], options: San
     root,
     options.cwd ?? '/',
     capabilitiesToDrop(),
+    resolv,
+    prefix.ownLoopback ? 'lo' : '',
     ...binds,
     '--',
     ...Object.entries(options.env ?? {}).map(([name, value]) => {
@@ -154,7 +214,7 @@ export function runInSandbox(root: string, argv: readonly string[], options: San
     '--',
     ...argv,
   ];
-  return run('setpriv', [...DIE_WITH_SERVER, 'unshare', ...hostArgs], {
+  return run('setpriv', hostArgs, {
     ...options,
     cwd: '/',
     cleanEnv: true,
@@ -169,15 +229,30 @@ export function runScriptInSandbox(root: string, script: string, options: Sandbo
   return runInSandbox(root, ['/bin/sh', '-c', script], options);
 }
 
+/** Sets up a host command's namespaces like the chroot's (name, loopback, resolv.conf), then execs it. */
+const HOST_SETUP = `
+set -eu
+unset SHLVL
+resolv=$1; lo=$2; shift 2
+echo localhost > /proc/sys/kernel/hostname
+if [ "$lo" = lo ]; then ip link set lo up; fi
+if [ -n "$resolv" ]; then mount --bind "$resolv" /etc/resolv.conf; fi
+exec "$@"
+`;
+
 /**
- * Runs a host command (the bootstrap commands that create an image) in private
- * mount and PID namespaces, so that mounts it makes (debootstrap mounts /proc
- * in its target) and processes it starts die with it.
+ * Runs a host command (the bootstrap commands that create an image) in the
+ * build's jail and in private mount, PID, IPC and UTS namespaces, so that
+ * mounts it makes (debootstrap mounts /proc in its target) and processes it
+ * starts die with it, and it reaches the network the way the build's
+ * commands do.
  */
-export function runIsolatedOnHost(argv: readonly string[], options: Omit<RunOptions, 'cleanEnv'> = {}): Promise<RunResult> {
-  return run(
-    'setpriv',
-    [...DIE_WITH_SERVER, 'unshare', '--mount', '--pid', '--fork', '--kill-child', '--mount-proc', '--propagation', 'private', '--', ...argv],
-    { ...options, cleanEnv: true, env: { PATH: SANDBOX_PATH, ...options.env } },
-  );
+export function runIsolatedOnHost(argv: readonly string[], options: Omit<RunOptions, 'cleanEnv'> & { jail?: Confinement } = {}): Promise<RunResult> {
+  const jail = options.jail ?? UNCONFINED;
+  const prefix = confinedPrefix(jail, ['--mount-proc']);
+  return run('setpriv', [...prefix.argv, '/bin/sh', '-c', HOST_SETUP, 'upaas-host', jail.resolvConf ?? '', prefix.ownLoopback ? 'lo' : '', ...argv], {
+    ...options,
+    cleanEnv: true,
+    env: { PATH: SANDBOX_PATH, ...options.env },
+  });
 }

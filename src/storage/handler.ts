@@ -19,6 +19,8 @@ export type KeyFor = string | ((sha256: string) => string);
 
 export interface StorageHandler {
   readonly name: string;
+  /** Folders on this host where it keeps objects: server paths, never shown to a client. */
+  readonly hostFolders: readonly string[];
   /** Streams `body` into storage; the object appears under its key only when complete. */
   put(key: KeyFor, body: Readable): Promise<StoredObject>;
   /** Streams an object; the stream errors at its end if the content does not match its recorded hash. */

@@ -18,6 +18,10 @@ export class LocalStorage implements StorageHandler {
 
   constructor(readonly dir: string) {}
 
+  get hostFolders(): readonly string[] {
+    return [this.dir];
+  }
+
   private path(key: string): string {
     return join(this.dir, checkKey(key));
   }

@@ -55,7 +55,7 @@ export class TestServer {
   async start(server: Record<string, unknown> = {}): Promise<void> {
     this.sshPort = await freePort();
     this.httpPort = await freePort();
-    this.world.setServer(merge(server, { host: '127.0.0.1', ssh: { port: this.sshPort }, http: { port: this.httpPort } }));
+    this.world.setServer(merge(merge({ host: '127.0.0.1' }, server), { ssh: { port: this.sshPort }, http: { port: this.httpPort } }));
     this.process = execa('node', [join(PROJECT, 'bin/upaas.js'), '-c', this.world.configFile, 'serve'], {
       reject: false,
       cwd: this.world.dir,

@@ -104,10 +104,15 @@ export class World {
     writeFileSync(this.configFile, dump(config));
   }
 
+  /** Merges `over` into the config file. */
+  update(over: Record<string, unknown>): void {
+    const config = load(readFileSync(this.configFile, 'utf8')) as Record<string, unknown>;
+    writeFileSync(this.configFile, dump(merge(config, over)));
+  }
+
   /** Merges `server` into the `server` section of the config. */
   setServer(server: Record<string, unknown>): void {
-    const config = load(readFileSync(this.configFile, 'utf8')) as Record<string, unknown>;
-    writeFileSync(this.configFile, dump(merge(config, { server })));
+    this.update({ server });
   }
 
   get workdir(): string {

@@ -5,8 +5,7 @@
  * `files` are written before the actions.
  */
 import { describeEnd } from '../../process/run.ts';
-import { runInSandbox } from '../../sandbox/sandbox.ts';
-import { type BuildContext, actionEnv, runCommands } from '../context.ts';
+import { type BuildContext, actionEnv, inChroot, runCommands } from '../context.ts';
 import { systemError } from '../errors.ts';
 import { writeAppFiles } from './files.ts';
 
@@ -30,9 +29,8 @@ export async function runSetupActions(ctx: BuildContext): Promise<void> {
 /** chown -R apps.uid:apps.gid apps.home, inside the chroot (names resolve against the image's users). */
 async function handOver(ctx: BuildContext): Promise<void> {
   const { uid, gid, home } = ctx.config.apps;
-  const result = await runInSandbox(ctx.root, ['chown', '-R', '-h', '--', `${uid}:${gid}`, home], {
+  const result = await inChroot(ctx, ['chown', '-R', '-h', '--', `${uid}:${gid}`, home], {
     timeoutSeconds: ctx.config.commands.timelimit,
-    signal: ctx.signal,
     onLine: (line) => ctx.log.output(line),
   });
   if (!result.ok) {

@@ -12,8 +12,8 @@ import type { Config } from '../../config/config.ts';
 import type { StoredObject } from '../../storage/handler.ts';
 import { describeEnd } from '../../process/run.ts';
 import { removeTree } from '../../sandbox/mounts.ts';
-import { runInSandbox, runIsolatedOnHost } from '../../sandbox/sandbox.ts';
-import { type BuildContext, actionEnv, runCommands } from '../context.ts';
+import { runIsolatedOnHost } from '../../sandbox/sandbox.ts';
+import { type BuildContext, actionEnv, failOnLimit, inChroot, runCommands } from '../context.ts';
 import { systemError } from '../errors.ts';
 import { formatBytes } from '../log.ts';
 import { parseOsRelease } from '../plan.ts';
@@ -123,7 +123,7 @@ async function tryUnpack(ctx: BuildContext, key: string): Promise<string | null>
   } catch (error) {
     return (error as Error).message;
   }
-  const check = await runInSandbox(ctx.root, ['/bin/true'], { timeoutSeconds: 60, signal: ctx.signal });
+  const check = await inChroot(ctx, ['/bin/true'], { timeoutSeconds: 60 });
   return check.ok ? null : `/bin/true ${describeEnd(check)} in it: ${check.tail.slice(-3).join(' ')}`;
 }
 
@@ -131,7 +131,8 @@ async function tryUnpack(ctx: BuildContext, key: string): Promise<string | null>
 async function buildImage(ctx: BuildContext, key: string): Promise<void> {
   const { bootstrap } = ctx.config;
   ctx.log.step('Building the system image');
-  const imageRoot = join(ctx.tmp, 'image');
+  // Beside the build's root, on the same volume: it becomes the root by a rename.
+  const imageRoot = join(ctx.jail.treeDir, 'image');
   await mkdir(imageRoot);
   for (const command of bootstrap.commands) {
     ctx.log.output(`$ ${command}`);
@@ -141,11 +142,13 @@ async function buildImage(ctx: BuildContext, key: string): Promise<void> {
       env: { ...bootstrap.env, UPAAS_WORKDIR: imageRoot },
       timeoutSeconds: bootstrap.timelimit,
       signal: ctx.signal,
+      jail: ctx.jail,
       onLine: (line) => ctx.log.output(line),
     });
+    await failOnLimit(ctx);
     if (!result.ok) throw systemError(`bootstrap command failed: \`${command}\` ${describeEnd(result, bootstrap.timelimit)}`);
   }
-  const check = await runInSandbox(imageRoot, ['/bin/true'], { timeoutSeconds: 60, signal: ctx.signal });
+  const check = await inChroot({ ...ctx, root: imageRoot }, ['/bin/true'], { timeoutSeconds: 60 });
   if (!check.ok) {
     throw systemError(`the bootstrap commands made no working image: /bin/true ${describeEnd(check)} in it`, {
       detail: check.tail.join('\n'),
@@ -182,10 +185,6 @@ export async function installPackage(ctx: BuildContext, kind: 'user' | 'system',
 async function readOsRelease(ctx: BuildContext) {
   // Read inside the chroot: a symlink in the image must not reach host files.
   const lines: string[] = [];
-  const result = await runInSandbox(ctx.root, ['/bin/cat', '/etc/os-release'], {
-    timeoutSeconds: 30,
-    signal: ctx.signal,
-    onLine: (line) => lines.push(line),
-  });
+  const result = await inChroot(ctx, ['/bin/cat', '/etc/os-release'], { timeoutSeconds: 30, onLine: (line) => lines.push(line) });
   return result.ok ? parseOsRelease(lines.join('\n')) : null;
 }

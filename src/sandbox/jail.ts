@@ -1,0 +1,78 @@
+/**
+ * A build's confinement, made once per build and undone when it ends: its
+ * cgroup (processes, memory), its volume (disk) and its network namespace.
+ * Every command of the build runs inside all three (sandbox.ts); `limitHit`
+ * asks the kernel whether one of the limits stopped something. Made and
+ * undone by one cleanup stack, so a jail made halfway leaves nothing either.
+ */
+import type { Cleanup } from '../process/cleanup.ts';
+import { BuildCgroup, type Layout, detectLayout, parentName } from './cgroups.ts';
+import { type NetworkMode, openNetwork } from './network.ts';
+import { type Volume, openVolume } from './volume.ts';
+
+export interface JailOptions {
+  network: NetworkMode;
+  /** builder.limits: processes, memory (MiB), disk (MiB); 0 turns one off. */
+  limits: { processes: number; memory: number; disk: number };
+  /** paths.state: whose builds these are (names the cgroup parent). */
+  stateDir: string;
+  /** The cgroup's name: the build's temp folder's, so the start-up sweep can tell whose it is. */
+  name: string;
+  layout?: Layout;
+}
+
+/** What a sandboxed command needs of its build's confinement. */
+export interface Confinement {
+  network: NetworkMode;
+  /** The namespace to enter; null with `none` means a fresh loopback-only one per command. */
+  netns: string | null;
+  /** Shown at /etc/resolv.conf in the chroot (null: left as the image has it). */
+  resolvConf: string | null;
+  /** cgroup.procs files a command joins before it starts anything. */
+  cgroupProcs: string[];
+}
+
+/** A command outside any build: its own loopback-only network, no cgroup. */
+export const UNCONFINED: Confinement = { network: 'none', netns: null, resolvConf: null, cgroupProcs: [] };
+
+export class Jail implements Confinement {
+  private constructor(
+    readonly options: JailOptions,
+    /** Where the build's trees go: the volume, or the temp folder itself without a disk limit. */
+    readonly treeDir: string,
+    readonly network: NetworkMode,
+    readonly netns: string | null,
+    readonly resolvConf: string | null,
+    private readonly cgroup: BuildCgroup | null,
+    private readonly volume: Volume | null,
+  ) {}
+
+  get cgroupProcs(): string[] {
+    return this.cgroup?.procs ?? [];
+  }
+
+  /** Makes the jail of a build in its temp folder `dir`; `cleanup` undoes it (and whatever part of it was made). */
+  static async open(dir: string, options: JailOptions, cleanup: Cleanup): Promise<Jail> {
+    const { limits } = options;
+    const layout = options.layout ?? (limits.processes > 0 || limits.memory > 0 || options.network === 'isolated' ? detectLayout() : null);
+    let cgroup: BuildCgroup | null = null;
+    if (layout && (limits.processes > 0 || limits.memory > 0)) {
+      cgroup = await BuildCgroup.create(layout, parentName(options.stateDir), options.name, { processes: limits.processes, memoryMiB: limits.memory });
+      const made = cgroup;
+      cleanup.defer('the build cgroup', () => made.remove());
+    }
+    const volume = limits.disk > 0 ? await openVolume(dir, limits.disk, cleanup) : null;
+    const network = await openNetwork(dir, options.network, layout ?? detectLayout(), cleanup);
+    return new Jail(options, volume?.path ?? dir, network.mode, network.netns, network.resolvConf, cgroup, volume);
+  }
+
+  /** The limit the build ran into, as one line for the pusher, or null. */
+  async limitHit(): Promise<string | null> {
+    const { limits } = this.options;
+    const hits = (await this.cgroup?.hits()) ?? { processes: false, memory: false };
+    if (hits.memory) return `the build ran out of memory: it may use ${limits.memory} MiB, swap included (builder.limits.memory), and a process of it was killed`;
+    if (hits.processes) return `the build reached its limit of ${limits.processes} processes (builder.limits.processes): a process could not be started`;
+    if (await this.volume?.full()) return `the build filled its disk: it may use ${limits.disk} MiB (builder.limits.disk)`;
+    return null;
+  }
+}

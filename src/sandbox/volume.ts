@@ -1,0 +1,52 @@
+/**
+ * A build's own file system (builder.limits.disk): a sparse file in the
+ * build's temp folder, formatted ext4 and loop-mounted, in which the
+ * build's trees live. The kernel stops it at its size, so a build cannot fill
+ * the host's disk, and a full volume tells the builder that the limit was hit
+ * even when the app's script ignored the failed write. No journal: the volume
+ * is thrown away with the build.
+ */
+import { mkdir, open, statfs } from 'node:fs/promises';
+import { join } from 'node:path';
+import { run, runChecked as must } from '../process/run.ts';
+import type { Cleanup } from '../process/cleanup.ts';
+
+/** Below this much free space (or without free inodes) the volume counts as full. */
+const FULL_BYTES = 1024 * 1024;
+const FULL_INODES = 16;
+
+export interface Volume {
+  /** Where the volume is mounted. */
+  path: string;
+  /** Whether the build used it up. */
+  full(): Promise<boolean>;
+}
+
+/** Makes and mounts a volume of `mib` MiB in `dir`; its unmount is pushed onto `cleanup`. */
+export async function openVolume(dir: string, mib: number, cleanup: Cleanup): Promise<Volume> {
+  const image = join(dir, 'volume.img');
+  const path = join(dir, 'volume');
+  const handle = await open(image, 'wx', 0o600);
+  try {
+    await handle.truncate(mib * 1024 * 1024);
+  } finally {
+    await handle.close();
+  }
+  // -m 0: no blocks kept for root (builds run as root); lazy init: formatting a large sparse file stays cheap.
+  await must('cannot format the build volume', 'mkfs.ext4', ['-q', '-F', '-O', '^has_journal', '-E', 'lazy_itable_init=1,nodiscard', '-m', '0', image]);
+  await mkdir(path, { mode: 0o700 });
+  // Not nodev: debootstrap makes and checks device nodes in its target (the chroot's /dev is a tmpfs of its own anyway).
+  await must('cannot mount the build volume', 'mount', ['-o', 'loop,noatime', '--', image, path]);
+  cleanup.defer('the build volume', async () => {
+    const result = await run('umount', ['--', path]);
+    // Busy (a process that should be gone): detach it anyway; the loop device goes when it is released.
+    if (!result.ok) await must('cannot unmount the build volume', 'umount', ['--lazy', '--', path]);
+  });
+  return {
+    path,
+    full: async () => {
+      const stats = await statfs(path);
+      return stats.bavail * stats.bsize < FULL_BYTES || stats.ffree < FULL_INODES;
+    },
+  };
+}
