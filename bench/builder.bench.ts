@@ -4,7 +4,9 @@
  * same run, the builder's own time (total minus the admin/app commands)
  * against a shell pipeline doing the same file work on the same package
  * (`zstd -d | tar x`, `tar c | zstd -T0`, `sha256sum`, copy into storage,
- * `rm -rf`), as a ratio (target <= 1.1); and the gzip path against zstd.
+ * `rm -rf`), as a ratio (target <= 1.1); the gzip path against zstd; and
+ * what the jail costs: the same build with builder.network host and no
+ * builder.limits (no cgroup, volume or network namespace) as the baseline.
  */
 import { cpSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -33,14 +35,16 @@ interface Setup {
   storage: LocalStorage;
 }
 
-async function setUp(dir: string, compression: 'zstd' | 'gzip'): Promise<Setup> {
+type Builder = { compression: 'zstd' | 'gzip'; network?: 'isolated' | 'host'; limits?: { processes: number; memory: number; disk: number } };
+
+async function setUp(dir: string, builder: Builder): Promise<Setup> {
   const shipped = loadYamlFile(join(PROJECT, 'upaas.yml')) as Record<string, unknown>;
   const config = parseConfig(
     {
       ...shipped,
       paths: { repos: join(dir, 'repos'), state: join(dir, 'state'), workdir: join(dir, 'work') },
       storage: { settings: { dir: IMAGE_STORAGE } },
-      builder: { compression },
+      builder,
     },
     join(dir, 'upaas.yml'),
   );
@@ -78,9 +82,10 @@ rm -rf "$root" "$out"`;
   return performance.now() - started;
 }
 
-async function measure(compression: 'zstd' | 'gzip') {
+async function measure(builderConfig: Builder) {
+  const { compression } = builderConfig;
   const dir = mkdtempSync(join(tmpdir(), `upaas-bench-${compression}-`));
-  const setup = await setUp(dir, compression);
+  const setup = await setUp(dir, builderConfig);
   try {
     const first = await runBuild(setup, true);
     const builder: number[] = [];
@@ -105,8 +110,9 @@ async function measure(compression: 'zstd' | 'gzip') {
   }
 }
 
-const zstd = await measure('zstd');
-const gzip = await measure('gzip');
+const zstd = await measure({ compression: 'zstd' });
+const unconfined = await measure({ compression: 'zstd', network: 'host', limits: { processes: 0, memory: 0, disk: 0 } });
+const gzip = await measure({ compression: 'gzip' });
 const rows = [
   ['incremental build, no change (zstd)', seconds(zstd.total), ''],
   ['  builder own work (total - commands)', seconds(zstd.builder), ''],
@@ -117,6 +123,8 @@ const rows = [
   ['  shell pipeline (gzip)', seconds(gzip.shell), ''],
   ['  ratio builder / shell (gzip)', (gzip.builder / gzip.shell).toFixed(2), ''],
   ['gzip path / zstd path (builder own work)', (gzip.builder / zstd.builder).toFixed(2), ''],
+  ['same build unconfined (network host, no limits)', seconds(unconfined.total), ''],
+  ['  ratio confined / unconfined (total)', (zstd.total / unconfined.total).toFixed(2), ''],
   ['package size zstd / gzip', `${(zstd.bytes / 2 ** 20).toFixed(1)} MiB / ${(gzip.bytes / 2 ** 20).toFixed(1)} MiB`, ''],
 ];
 console.log(`\nupaas builder benchmark: median of ${ROUNDS} rounds each, on ${process.env.HOSTNAME ?? 'this machine'}`);

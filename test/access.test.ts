@@ -87,6 +87,10 @@ describe('access between the users of one server', function () {
       expect(`${r.stdout}${r.stderr}`, shown).to.not.include('s3cr3t');
     }
     expect(await builds(), 'the writer of mine built nothing of victim').to.have.length(1);
+    for (const words of [['repos', 'delete', 'mine', '--yes'], ['repos', 'grant', 'victim', 'writer', 'write'], ['repos', 'revoke', 'mine', 'writer'], ['repos', 'create', 'third']]) {
+      const r = await server.ssh(writer, words);
+      expect(r.stderr, words.join(' ')).to.include('only admins may run this command');
+    }
     // The reader of victim may read it whatever the order, and may not build it.
     for (const command of REPO_COMMANDS) {
       const r = await server.ssh(reader, command.args('victim'));

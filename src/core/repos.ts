@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { rename } from 'node:fs/promises';
 import { join } from 'node:path';
-import { branches, createRepo, existingRepoPath, listRepos, repoNameFrom } from '../git/repos.ts';
+import { DELETED_REPO_PREFIX, branches, createRepo, existingRepoPath, listRepos, repoNameFrom } from '../git/repos.ts';
 import { removeTree } from '../sandbox/mounts.ts';
 import { BusyError } from '../state/builds.ts';
 import type { DeletedRepo } from '../state/apps.ts';
@@ -38,7 +38,7 @@ export async function deleteRepository(services: Services, name: string, by: str
   if (path === null && !known) throw new CoreError(`no repository named ${app}`, 404);
   const running = state.builds.liveFor(app);
   if (running) throw new BusyError(running);
-  const trash = path === null ? null : join(config.paths.repos, `.deleted-${app}-${randomBytes(6).toString('hex')}`);
+  const trash = path === null ? null : join(config.paths.repos, `${DELETED_REPO_PREFIX}${app}-${randomBytes(6).toString('hex')}`);
   if (path !== null && trash !== null) await rename(path, trash);
   let forgotten;
   try {

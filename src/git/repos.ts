@@ -13,6 +13,9 @@ import type { ChangelogEntry } from '../state/packages.ts';
 
 export const REPO_NAME = /^[a-z0-9][a-z0-9._-]*$/;
 
+/** A repo being deleted is first renamed to this prefix + name + random: no name a user can give starts with a dot. */
+export const DELETED_REPO_PREFIX = '.deleted-';
+
 export class RepoError extends Error {
   constructor(message: string) {
     super(message);

@@ -236,7 +236,7 @@ unset SHLVL
 resolv=$1; lo=$2; shift 2
 echo localhost > /proc/sys/kernel/hostname
 if [ "$lo" = lo ]; then ip link set lo up; fi
-if [ -n "$resolv" ]; then mount --bind "$resolv" /etc/resolv.conf; fi
+if [ -n "$resolv" ] && [ -e /etc/resolv.conf ]; then mount --bind "$resolv" /etc/resolv.conf; fi
 exec "$@"
 `;
 
