@@ -25,6 +25,18 @@ describe('admin config', () => {
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
+  it('defaults to an isolated network and limits; refuses networks that are not networks', () => {
+    const config = parseConfig({}, null);
+    expect(config.builder).to.deep.include({ network: 'isolated', blocked: [], limits: { processes: 2048, memory: 4096, disk: 20480 } });
+    expect(config.server).to.deep.include({ git_per_user: 8 });
+    expect(config.server.ssh).to.deep.include({ login_grace: 30, max_sessions: 10 });
+    expect(problems({ builder: { network: 'open' } })).to.deep.equal(['builder.network: expected one of "isolated", "none", "host", got "open"']);
+    expect(problems({ builder: { blocked: ['10.0.0.0/8', '10.0.0.0/33', 'fd00::/8', '300.1.1.1', 'x'] } })).to.deep.equal([
+      'builder.blocked[4]: expected an address or network like "10.0.0.0/8" or "fd00::/8", got "x"',
+    ]);
+    expect(() => parseConfig({ builder: { blocked: ['10.0.0.0/33', '300.1.1.1'] } }, null)).to.throw(ValidationError, /10\.0\.0\.0\/33[\s\S]*300\.1\.1\.1/);
+  });
+
   it('fills every key with a default; an empty file works and offers python and static', () => {
     writeFileSync(join(dir, 'upaas.yml'), '');
     const config = loadConfig(join(dir, 'upaas.yml'));

@@ -172,6 +172,22 @@ describe('build isolation', function () {
     expect(record?.status).to.equal('failed');
   });
 
+  it('packing the tree counts against the build too: a tree of hard links that would take tar past the memory limit fails the build', async () => {
+    // Enough inodes for 120,000 files; tar keeps each hard-linked file's ~3.8 KB path in memory (~450 MB).
+    world.update({ builder: { limits: { disk: 4096 } } });
+    const app = await world.app('links');
+    const perl = [
+      'my $d = "."; for my $i (1 .. 15) { $d .= "/" . ("d" x 250); mkdir $d or die "mkdir: $!" }',
+      'for my $i (1 .. 120000) { my $f = "$d/f$i"; open(my $h, ">", $f) or die "open: $!"; close $h; link($f, "$f.l") or die "link: $!" }',
+      'print "made\\n"',
+    ].join('; ');
+    await app.commit({ '.upaas.yml': metadata({ interpreter: { type: 'static' }, actions: { setup: { main: `perl -e '${perl}'` } } }) });
+    const result = await world.cli('build', 'links');
+    expect(result.exitCode, result.stdout.split('\n').slice(-15).join('\n')).to.equal(1);
+    expect(result.stdout).to.include('made');
+    expect(result.lines.filter(Boolean).at(-1)).to.match(/user error: the build ran out of memory: it may use 256 MiB/);
+  });
+
   const LIMITS: { name: string; main: string; message: RegExp }[] = [
     {
       name: 'processes',

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { execa } from 'execa';
 import { Cleanup } from '../src/process/cleanup.ts';
-import { detectLayout, leftoverCgroups, parentName } from '../src/sandbox/cgroups.ts';
+import { detectLayout, leftoverCgroups, networkCgroup, parentName } from '../src/sandbox/cgroups.ts';
 import { Jail } from '../src/sandbox/jail.ts';
 import { filterRules } from '../src/sandbox/network.ts';
 import { openVolume } from '../src/sandbox/volume.ts';
@@ -102,9 +102,16 @@ describe('build jail', function () {
     expect(error?.message).to.equal('cleanup failed: second: stuck');
   });
 
-  it('the nftables rules refuse the host and link-local addresses to the network helpers, DNS to the resolvers excepted', () => {
-    const rules = filterRules({ nftPath: 'unified/upaas.network', level: 1 }, { v4: ['127.0.0.53'], v6: [] });
-    writeFileSync(join(dir, 'rules.nft'), rules);
+  it('the nftables rules refuse the host, link-local and builder.blocked addresses to the network helpers, DNS to the resolvers excepted', async () => {
+    const rules = filterRules({ nftPath: 'unified/upaas.network', level: 1 }, { v4: ['127.0.0.53'], v6: [] }, ['10.0.0.0/8', 'fd00::/8']);
+    expect(rules).to.include('ip daddr 10.0.0.0/8 counter reject').and.include('ip6 daddr fd00::/8 counter reject');
+    // nft itself accepts them (-c: check only), for this host's real network cgroup.
+    const cgroup = await networkCgroup(detectLayout());
+    if (cgroup) {
+      writeFileSync(join(dir, 'rules.nft'), filterRules(cgroup, { v4: ['127.0.0.53'], v6: ['::1'] }, ['10.0.0.0/8', 'fd00::/8']));
+      const checked = await execa('nft', ['-c', '-f', join(dir, 'rules.nft')], { reject: false });
+      expect(checked.exitCode, String(checked.stderr)).to.equal(0);
+    }
     expect(rules).to.include('socket cgroupv2 level 1 "unified/upaas.network" meta l4proto { tcp, udp } th dport 53 ip daddr { 127.0.0.53 } accept');
     expect(rules).to.include('socket cgroupv2 level 1 "unified/upaas.network" meta l4proto tcp fib daddr type local counter reject with tcp reset');
     expect(rules).to.include('ip daddr 169.254.0.0/16 counter reject');

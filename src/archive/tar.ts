@@ -7,6 +7,7 @@
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type ResultPromise, execa } from 'execa';
+import { joinedCommand } from '../process/join-cgroup.ts';
 
 export type Compression = 'zstd' | 'gzip';
 
@@ -42,10 +43,12 @@ export function packTree(
   compression: Compression,
   level: number,
   signal?: AbortSignal,
+  cgroupProcs: readonly string[] = [],
 ): { stream: Readable; done: Promise<void> } {
-  const [file, args] = compressor(compression, level);
+  const [file, args] = joinedCommand(cgroupProcs, ...compressor(compression, level));
   const zip = execa(file, args, { buffer: { stdout: false, stderr: true }, reject: false, stdin: 'pipe', cancelSignal: signal });
-  const tar = execa('tar', ['--create', '--file=-', '--sparse', '--one-file-system', ...TAR_COMMON, '--directory', root, '.'], {
+  const [tarFile, tarArgs] = joinedCommand(cgroupProcs, 'tar', ['--create', '--file=-', '--sparse', '--one-file-system', ...TAR_COMMON, '--directory', root, '.']);
+  const tar = execa(tarFile, tarArgs, {
     buffer: { stderr: true },
     reject: false,
     cancelSignal: signal,
@@ -69,15 +72,20 @@ export function packTree(
  * as it was packed. The stream is fed to the decompressor here (storage
  * verifies its hash on the way); the decompressor writes straight into tar.
  * `signal` (like `packTree`'s) stops both programs: a stopping server does not
- * wait for an archive of gigabytes.
+ * wait for an archive of gigabytes. With `cgroupProcs` (a build's), both
+ * programs run in that cgroup: a tree an app shaped (millions of hard links,
+ * whose paths tar keeps in memory) costs the build's memory, not the host's.
  */
-export async function unpackTree(stream: Readable, root: string, compression: Compression, signal?: AbortSignal): Promise<void> {
-  const tar = execa(
-    'tar',
-    ['--extract', '--file=-', '--preserve-permissions', '--same-owner', ...TAR_COMMON, '--directory', root],
-    { buffer: { stdout: true, stderr: true }, reject: false, stdin: 'pipe', cancelSignal: signal },
-  );
-  const [file, args] = decompressor(compression);
+export async function unpackTree(
+  stream: Readable,
+  root: string,
+  compression: Compression,
+  signal?: AbortSignal,
+  cgroupProcs: readonly string[] = [],
+): Promise<void> {
+  const [tarFile, tarArgs] = joinedCommand(cgroupProcs, 'tar', ['--extract', '--file=-', '--preserve-permissions', '--same-owner', ...TAR_COMMON, '--directory', root]);
+  const tar = execa(tarFile, tarArgs, { buffer: { stdout: true, stderr: true }, reject: false, stdin: 'pipe', cancelSignal: signal });
+  const [file, args] = joinedCommand(cgroupProcs, ...decompressor(compression));
   const unzip = execa(file, args, { buffer: { stderr: true }, reject: false, stdin: 'pipe', stdout: tar.stdin, cancelSignal: signal });
   tar.stdin.destroy();
   const feeding = pipeline(stream, unzip.stdin);

@@ -83,7 +83,7 @@ export async function build(services: Services, request: BuildRequest): Promise<
     // Once cancelled, whatever failed (a killed tar, a command, a check) failed for that reason.
     const error = request.signal?.aborted ? cancelledError() : asBuildError(thrown);
     log.failure(error);
-    state.builds.finish(record.id, { status: 'failed', errorKind: error.kind, errorMessage: error.message, log: log.text() });
+    state.builds.finish(record.id, { status: 'failed', errorKind: error.kind, errorMessage: log.hide(error.message), log: log.text() });
     return { ok: false, buildId: record.id, error, timings: timings() };
   } finally {
     await log.close();
@@ -217,9 +217,9 @@ async function runBuild(
 
 /** The build's jail in its temp folder, from builder.network and builder.limits; a failure is a system error. */
 async function confine(config: Services['config'], tmp: string, cleanup: Cleanup): Promise<Jail> {
-  const { network, limits } = config.builder;
+  const { network, limits, blocked } = config.builder;
   try {
-    return await Jail.open(tmp, { network, limits, stateDir: config.paths.state, name: basename(tmp) }, cleanup);
+    return await Jail.open(tmp, { network, blocked, limits, stateDir: config.paths.state, name: basename(tmp) }, cleanup);
   } catch (error) {
     throw systemError(`cannot confine the build (builder.network, builder.limits): ${(error as Error).message}`, { cause: error });
   }

@@ -99,8 +99,7 @@ export class BuildLog {
     // One line, whatever an error message holds: app-made text with a line break
     // would start a line of its own, at column 0 like a step. Masked before the
     // cut to count what is kept, and after it: a cut may split a colour sequence.
-    let single = text.includes('\n') ? text.replaceAll('\n', '^J') : text;
-    for (const [path, name] of this.hidden) if (single.includes(path)) single = single.replaceAll(path, name);
+    const single = this.hide(text.includes('\n') ? text.replaceAll('\n', '^J') : text);
     const line = forTerminal(cutLine(forTerminal(single), this.lineRoom));
     const bytes = encodedLength(line);
     if (this.tail) {
@@ -119,6 +118,13 @@ export class BuildLog {
     );
     this.tail = new Ring(this.tailRoom);
     this.tail.push(line, bytes);
+  }
+
+  /** `text` with the server's folders shown by name (for what is stored beside the log, like an error message). */
+  hide(text: string): string {
+    let shown = text;
+    for (const [path, name] of this.hidden) if (shown.includes(path)) shown = shown.replaceAll(path, name);
+    return shown;
   }
 
   /** A head line: memory, file, sink. */

@@ -11,7 +11,6 @@ import { join } from 'node:path';
 import type { Config } from '../config/config.ts';
 import { detectLayout, leftoverCgroups, parentName, removeCgroup } from '../sandbox/cgroups.ts';
 import { removeTree } from '../sandbox/mounts.ts';
-import { DELETED_REPO_PREFIX } from '../git/repos.ts';
 import type { State } from '../state/state.ts';
 
 /** A build's temp folder: APP-BUILDID-XXXXXX (mkdtemp's six characters). */
@@ -23,7 +22,6 @@ export async function sweepInterrupted(config: Config, state: State, log: (line:
   }
   const live = state.builds.liveIds();
   await sweepCgroups(config, live, log);
-  await sweepDeletedRepos(config, log);
   let entries: string[];
   try {
     entries = await readdir(config.paths.workdir);
@@ -77,20 +75,6 @@ async function sweepCgroups(config: Config, live: Set<number>, log: (line: strin
       } catch (error) {
         log(`upaas: could not remove the cgroup ${dir}: ${(error as Error).message}`);
       }
-    }
-  }
-}
-
-/** Removes what a `repos delete` cut short left of a repo it had moved out of reach (core/repos.ts). */
-async function sweepDeletedRepos(config: Config, log: (line: string) => void): Promise<void> {
-  for (const entry of await readdir(config.paths.repos).catch(() => [] as string[])) {
-    if (!entry.startsWith(DELETED_REPO_PREFIX)) continue;
-    const dir = join(config.paths.repos, entry);
-    try {
-      await removeTree(dir);
-      log(`upaas: removed ${dir}, left by a repos delete that was interrupted`);
-    } catch (error) {
-      log(`upaas: could not remove ${dir}: ${(error as Error).message}`);
     }
   }
 }

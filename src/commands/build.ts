@@ -10,12 +10,12 @@ export const buildCommand = defineCommand({
   positionals: [{ name: 'APP', repo: true }],
   options: { fresh: { type: 'boolean' }, rev: { type: 'string', value: 'REV' }, interpreter: { type: 'string', value: 'VERSION' } },
   access: 'repo:write',
-  async run({ io, user, services }, { values, args }) {
+  async run({ io, user, services }, { values, repo }) {
     if (values.interpreter !== undefined && !VERSION.test(values.interpreter)) {
       throw new UsageError(`--interpreter: expected a version like 3.11, got ${JSON.stringify(values.interpreter)}`);
     }
     const all = services();
-    const request = { app: args.APP, revision: values.rev, fresh: Boolean(values.fresh), interpreterVersion: values.interpreter, requestedBy: user.name };
+    const request = { app: repo.name, revision: values.rev, fresh: Boolean(values.fresh), interpreterVersion: values.interpreter, requestedBy: user.name };
     const onLine = (line: string) => io.out(`${line}\n`);
     let outcome: BuildOutcome | null;
     if (all.queue) {

@@ -1,5 +1,6 @@
 /** `upaas builds APP [--json]`: the app's builds, newest first. */
 import { defineCommand } from './command.ts';
+import { printJson } from './output.ts';
 
 export const buildsCommand = defineCommand({
   name: 'builds',
@@ -7,11 +8,11 @@ export const buildsCommand = defineCommand({
   positionals: [{ name: 'APP', repo: true }],
   options: { json: { type: 'boolean' } },
   access: 'repo:read',
-  async run({ io, services }, { values, args }) {
-    const app = args.APP;
+  async run({ io, services }, { values, repo }) {
+    const app = repo.name;
     const list = services().state.builds.list(app);
     if (values.json) {
-      io.out(`${JSON.stringify(list, null, 2)}\n`);
+      await printJson(io, list);
       return 0;
     }
     if (list.length === 0) io.out(`${app} has no builds yet\n`);

@@ -63,24 +63,24 @@ export interface Invocation {
 }
 
 /** What a command's `run` gets besides the invocation: its parsed words, its repo, its input. */
-export interface Parsed<O extends Options, P extends readonly PositionalSpec[]> {
+export interface Parsed<O extends Options, P extends readonly PositionalSpec[], A extends Access = Access> {
   values: Values<O>;
   args: Positionals<P>;
-  /** The repo of the `repo` positional, resolved and authorised (repo:read / repo:write commands). */
-  repo: Repo | null;
+  /** The repo the access was checked on (repo:read / repo:write commands): the one name to work with. */
+  repo: A extends 'repo:read' | 'repo:write' ? Repo : null;
   /** Standard input within the declared limit. */
   input: () => Promise<string>;
 }
 
-export interface CommandSpec<O extends Options, P extends readonly PositionalSpec[]> {
+export interface CommandSpec<O extends Options, P extends readonly PositionalSpec[], A extends Access> {
   name: string;
   summary: string;
   positionals: P;
   options: O;
   /** Standard input the command reads: at most `bytes`, shown as `< what` in the usage line. */
   stdin?: { bytes: number; what: string };
-  access: Access;
-  run(invocation: Invocation, parsed: Parsed<O, P>): Promise<number>;
+  access: A;
+  run(invocation: Invocation, parsed: Parsed<O, P, A>): Promise<number>;
 }
 
 /** A command as the dispatcher sees it. */
@@ -104,7 +104,7 @@ export interface UntypedParsed {
 }
 
 /** Declares a command; its usage line is made from the declaration. */
-export function defineCommand<const O extends Options, const P extends readonly PositionalSpec[]>(spec: CommandSpec<O, P>): Command {
+export function defineCommand<const O extends Options, const P extends readonly PositionalSpec[], const A extends Access>(spec: CommandSpec<O, P, A>): Command {
   const repos = spec.positionals.filter((p) => p.repo);
   if (repos.length > 1) throw new Error(`${spec.name}: at most one repo positional`);
   if ((spec.access === 'repo:read' || spec.access === 'repo:write') && repos.length !== 1) {

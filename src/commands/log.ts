@@ -6,18 +6,12 @@
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CommandError, type Io, UsageError, defineCommand } from './command.ts';
+import { StringDecoder } from 'node:string_decoder';
+import { CommandError, UsageError, defineCommand } from './command.ts';
+import { send } from './output.ts';
 
 const POLL_MS = 200;
-const CHUNK_BYTES = 64 * 1024;
-
-/** Writes `bytes` in chunks, each after the caller has taken most of the one before. */
-async function send(io: Io, bytes: Buffer): Promise<void> {
-  for (let at = 0; at < bytes.length; at += CHUNK_BYTES) {
-    io.out(bytes.subarray(at, at + CHUNK_BYTES).toString('utf8'));
-    await io.drain();
-  }
-}
+const READ_BYTES = 64 * 1024;
 
 export const logCommand = defineCommand({
   name: 'log',
@@ -25,8 +19,8 @@ export const logCommand = defineCommand({
   positionals: [{ name: 'APP', repo: true }, { name: 'BUILD', optional: true }],
   options: { 'no-follow': { type: 'boolean' } },
   access: 'repo:read',
-  async run({ io, services }, { values, args }) {
-    const app = args.APP;
+  async run({ io, services }, { values, args, repo }) {
+    const app = repo.name;
     const wanted = args.BUILD;
     if (wanted !== undefined && !/^[0-9]{1,15}$/.test(wanted)) throw new UsageError(`BUILD: expected a build number, got ${JSON.stringify(wanted)}`);
     const { config, state } = services();
@@ -34,7 +28,7 @@ export const logCommand = defineCommand({
     if (!record) throw new CommandError(wanted === undefined ? `${app} has no builds` : `${app} has no build ${wanted}`);
     const stored = state.builds.log(record.id);
     if (stored !== null) {
-      await send(io, Buffer.from(stored));
+      await send(io, stored);
       return 0;
     }
     // Running: its log is only in its file so far; print what grows until the build ends.
@@ -42,20 +36,21 @@ export const logCommand = defineCommand({
     if (!file) throw new CommandError(`build ${record.id} of ${app} has no log yet`);
     try {
       let position = 0;
-      const buffer = Buffer.alloc(CHUNK_BYTES);
+      const buffer = Buffer.alloc(READ_BYTES);
+      // A read may end inside a UTF-8 character: the decoder keeps its first bytes for the next one.
+      const decoder = new StringDecoder('utf8');
       for (;;) {
         const { bytesRead } = await file.read(buffer, 0, buffer.length, position);
         if (bytesRead > 0) {
           position += bytesRead;
-          io.out(buffer.subarray(0, bytesRead).toString('utf8'));
-          await io.drain();
+          await send(io, decoder.write(buffer.subarray(0, bytesRead)));
           continue;
         }
         const running = state.builds.get(app, record.id)?.status === 'running';
         if (!running) {
           // Ended: the stored log is complete (the file may still be flushing); print what we have not.
           const full = state.builds.log(record.id);
-          if (full !== null) await send(io, Buffer.from(full).subarray(position));
+          if (full !== null) await send(io, decoder.write(Buffer.from(full).subarray(position)) + decoder.end());
           break;
         }
         if (values['no-follow'] || io.signal?.aborted) break;

@@ -1,6 +1,7 @@
 /** `upaas packages APP [--json]`: the app's packages, newest first. */
 import { formatBytes } from '../builder/log.ts';
 import { defineCommand } from './command.ts';
+import { printJson } from './output.ts';
 
 export const packagesCommand = defineCommand({
   name: 'packages',
@@ -8,8 +9,8 @@ export const packagesCommand = defineCommand({
   positionals: [{ name: 'APP', repo: true }],
   options: { json: { type: 'boolean' } },
   access: 'repo:read',
-  async run({ io, services }, { values, args }) {
-    const app = args.APP;
+  async run({ io, services }, { values, repo }) {
+    const app = repo.name;
     const { state } = services();
     const list = state.packages.list(app).map((p) => ({
       id: p.id,
@@ -26,7 +27,7 @@ export const packagesCommand = defineCommand({
       buildId: p.buildId,
     }));
     if (values.json) {
-      io.out(`${JSON.stringify(list, null, 2)}\n`);
+      await printJson(io, list);
       return 0;
     }
     if (list.length === 0) io.out(`${app} has no packages yet\n`);

@@ -5,6 +5,7 @@
  * one validation pass reports every problem with its key path.
  */
 import { existsSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import {
   ABSOLUTE_PATH,
@@ -13,6 +14,8 @@ import {
   ENV_TEXT,
   INTERPRETER_TYPE,
   INTERPRETER_TYPE_TEXT,
+  NETWORK,
+  NETWORK_TEXT,
   PACKAGE_NAME,
   PACKAGE_TEXT,
   RELATIVE_FILE,
@@ -82,6 +85,7 @@ export const configSchema = object({
       grace: withDefault(integer({ min: 0 }), 120),
       logsize: withDefault(integer({ min: 1, max: 256 }), 8),
       network: withDefault(oneOf(['isolated', 'none', 'host']), 'isolated'),
+      blocked: withDefault(list(string({ pattern: NETWORK, patternText: NETWORK_TEXT })), []),
       limits: defaulted(
         object({
           processes: withDefault(integer({ min: 0 }), 2048),
@@ -211,6 +215,14 @@ export function loadConfig(explicit?: string): Config {
 export function parseConfig(raw: unknown, file: string | null): Config {
   const source = file ?? 'embedded defaults';
   const parsed = validate(configSchema, withoutExtensions(raw), source);
+  const badNetworks = parsed.builder.blocked.filter((network) => {
+    const [address = '', prefix] = network.split('/');
+    const family = isIP(address);
+    return family === 0 || (prefix !== undefined && Number(prefix) > (family === 4 ? 32 : 128));
+  });
+  if (badNetworks.length > 0) {
+    throw new ValidationError(source, badNetworks.map((network) => `builder.blocked: expected ${NETWORK_TEXT}, got ${JSON.stringify(network)}`));
+  }
   if (parsed.builder.compression === 'gzip' && parsed.builder.level > 9) {
     throw new ValidationError(source, [`builder.level: expected 1 to 9 for gzip, got ${parsed.builder.level}`]);
   }

@@ -19,3 +19,7 @@ export const USER_OR_ID = /^([a-z_][a-z0-9_-]*|[0-9]+)$/;
 export const BRANCH = /^(?!-)(?!.*\.\.)(?!.*\/\/)[A-Za-z0-9._/-]+(?<![./])$/;
 export const ABSOLUTE_PATH = /^\/(?!.*(^|\/)\.\.?(\/|$))[^\0]*[^/\0]$/;
 export const RELATIVE_FILE = /^(?!\/)(?!.*(^|\/)\.\.?(\/|$))[^\0]+$/;
+
+/** An IPv4 or IPv6 network: an address with an optional /prefix (checked with net.isIP after the pattern). */
+export const NETWORK = /^([0-9.]+|[0-9A-Fa-f:]+)(\/[0-9]{1,3})?$/;
+export const NETWORK_TEXT = 'an address or network like "10.0.0.0/8" or "fd00::/8"';

@@ -4,7 +4,7 @@
  * one, grant and revoke access.
  */
 import { randomBytes } from 'node:crypto';
-import { rename } from 'node:fs/promises';
+import { readdir, rename, rm, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DELETED_REPO_PREFIX, branches, createRepo, existingRepoPath, listRepos, repoNameFrom } from '../git/repos.ts';
 import { removeTree } from '../sandbox/mounts.ts';
@@ -15,10 +15,13 @@ import { CoreError } from './errors.ts';
 import type { Repo } from './access.ts';
 import type { Services } from './services.ts';
 
-/** Creates an empty repo to push an app into; refused when the name is taken. */
-export async function createRepository(services: Pick<Services, 'config'>, name: string): Promise<Repo> {
+/** Creates an empty repo to push an app into; refused when the name is taken or records of a deleted one are left. */
+export async function createRepository(services: Pick<Services, 'config' | 'state'>, name: string): Promise<Repo> {
   const app = repoNameFrom(name);
   if (existingRepoPath(services.config.paths.repos, app) !== null) throw new CoreError(`repository ${app} exists already`);
+  if (services.state.apps.known(app)) {
+    throw new CoreError(`records of a deleted repository ${app} are left (its deletion was cut short): finish it with "repos delete ${app} --yes" first`);
+  }
   return { name: app, path: await createRepo(services.config.paths.repos, app, services.config.apps.branch) };
 }
 
@@ -26,34 +29,80 @@ export async function createRepository(services: Pick<Services, 'config'>, name:
  * Deletes a repo and everything kept of its app: grants, builds and their
  * logs, packages (records and stored files) and the current-package pointer;
  * a tombstone counts what was there. Refused while the app builds. The repo
- * is first moved out of reach, so that no push or build can start on it while
- * the rest goes; a build that started just before is seen by the state's own
- * check, and the repo comes back.
+ * is first moved out of reach (to a name that says whose it was), so that no
+ * push or build can start on it while the rest goes; a build that started
+ * just before is seen by the state's own check, and the repo comes back. A
+ * deletion cut short by a crash is finished at the next start (sweepDeletions).
  */
 export async function deleteRepository(services: Services, name: string, by: string | null): Promise<DeletedRepo> {
-  const { config, state, storage } = services;
+  const { config, state } = services;
   const app = repoNameFrom(name);
   const path = existingRepoPath(config.paths.repos, app);
-  const known = state.builds.latest(app) !== null || state.packages.list(app).length > 0 || state.users.grants(app).length > 0;
-  if (path === null && !known) throw new CoreError(`no repository named ${app}`, 404);
+  if (path === null && !state.apps.known(app)) throw new CoreError(`no repository named ${app}`, 404);
   const running = state.builds.liveFor(app);
   if (running) throw new BusyError(running);
   const trash = path === null ? null : join(config.paths.repos, `${DELETED_REPO_PREFIX}${app}-${randomBytes(6).toString('hex')}`);
   if (path !== null && trash !== null) await rename(path, trash);
-  let forgotten;
+  let tombstone;
   try {
-    forgotten = state.apps.forget(app, by);
+    tombstone = await forgetApp(services, app, by);
   } catch (error) {
     if (path !== null && trash !== null) await rename(trash, path);
     throw error;
   }
   services.queue?.forget(app, `repository ${app} was deleted`);
   if (trash !== null) await removeTree(trash);
-  for (const key of new Set([...forgotten.storageKeys, ...(await storage.list(`packages/${app}`)).map((o) => o.key)])) {
-    await storage.delete(key);
-  }
-  await removeTree(join(config.paths.state, 'logs', app));
+  return tombstone;
+}
+
+/**
+ * Forgets the records of `app` and removes exactly the files they name (its
+ * packages' storage objects, its builds' log files): never by name, so a new
+ * repo of the same name made meanwhile keeps its own.
+ */
+async function forgetApp(services: Pick<Services, 'config' | 'state' | 'storage'>, app: string, by: string | null): Promise<DeletedRepo> {
+  const { config, state, storage } = services;
+  const forgotten = state.apps.forget(app, by);
+  for (const key of forgotten.storageKeys) await storage.delete(key);
+  const logs = join(config.paths.state, 'logs', app);
+  for (const id of forgotten.buildIds) await rm(join(logs, `${id}.log`), { force: true });
+  await rmdir(logs).catch(() => undefined);
   return forgotten.tombstone;
+}
+
+/**
+ * At server start: finishes deletions a crash cut short (a repo moved out of
+ * reach whose records may still be there), and forgets records kept under
+ * names no repo can have (an older version took "a.git" for an app of its own).
+ */
+export async function sweepDeletions(services: Pick<Services, 'config' | 'state' | 'storage'>, log: (line: string) => void): Promise<void> {
+  const { config, state } = services;
+  for (const entry of await readdir(config.paths.repos).catch(() => [] as string[])) {
+    const app = new RegExp(`^${DELETED_REPO_PREFIX.replace('.', '\\.')}(.+)-[0-9a-f]{12}$`).exec(entry)?.[1];
+    if (app === undefined) continue;
+    try {
+      if (state.apps.known(app) && existingRepoPath(config.paths.repos, app) === null) await forgetApp(services, app, 'upaas (an interrupted repos delete)');
+      await removeTree(join(config.paths.repos, entry));
+      log(`upaas: finished the deletion of repository ${app}, cut short before`);
+    } catch (error) {
+      log(`upaas: could not finish the deletion of repository ${app}: ${(error as Error).message}`);
+    }
+  }
+  for (const name of state.apps.names()) {
+    let canonical: string | null;
+    try {
+      canonical = repoNameFrom(name);
+    } catch {
+      canonical = null;
+    }
+    if (canonical === name) continue;
+    try {
+      await forgetApp(services, name, 'upaas (a name no repo can have)');
+      log(`upaas: forgot the records kept under ${JSON.stringify(name)}, a name no repository can have`);
+    } catch (error) {
+      log(`upaas: could not forget the records under ${JSON.stringify(name)}: ${(error as Error).message}`);
+    }
+  }
 }
 
 export interface RepoSummary {

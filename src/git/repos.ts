@@ -23,12 +23,17 @@ export class RepoError extends Error {
   }
 }
 
-/** The app name from what a user typed ("myapp" or "myapp.git"), or a RepoError. */
+/**
+ * The app name from what a user typed ("myapp" or "myapp.git"), or a
+ * RepoError. Idempotent: a name never ends in ".git" itself, so "a.git.git"
+ * is refused instead of becoming the app "a.git" (whose repo is a.git.git on
+ * disk, but whose access check, done on the name once more stripped, was a's).
+ */
 export function repoNameFrom(input: string): string {
   const name = input.endsWith('.git') ? input.slice(0, -4) : input;
-  if (!REPO_NAME.test(name) || name.includes('..') || name.length > 100) {
+  if (!REPO_NAME.test(name) || name.includes('..') || name.endsWith('.git') || name.length > 100) {
     throw new RepoError(
-      `invalid app name ${JSON.stringify(input)}: expected lowercase letters, digits, ".", "_" and "-", starting with a letter or digit`,
+      `invalid app name ${JSON.stringify(input)}: expected lowercase letters, digits, ".", "_" and "-", starting with a letter or digit (and an optional ".git" once)`,
     );
   }
   return name;
@@ -108,7 +113,18 @@ export interface CommitInfo {
   description: string;
 }
 
-const FORMAT = '%H%x00%an <%ae>%x00%aI%x00%s%x00%B%x1e';
+/**
+ * What is read of a commit is bounded, whatever a writer put in it: git cuts
+ * names and the subject (`%<(N,trunc)` pads to N columns too, trimmed again
+ * below), and a message is read up to COMMIT_BYTES.
+ */
+const FIELDS = '%H%x00%<(200,trunc)%an <%<(200,trunc)%ae>%x00%aI%x00%<(1000,trunc)%s';
+const FORMAT = `${FIELDS}%x00%B%x1e`;
+const LOG_FORMAT = `${FIELDS}%x1e`;
+/** Bytes read of one commit with its message (the rest of a longer message is left out). */
+const COMMIT_BYTES = 64 * 1024;
+/** Bytes read of a changelog (its subjects are cut at 1,000 characters each). */
+const CHANGELOG_BYTES = 1024 * 1024;
 
 function parseCommits(text: string): CommitInfo[] {
   return text
@@ -117,12 +133,16 @@ function parseCommits(text: string): CommitInfo[] {
     .filter((chunk) => chunk.includes('\x00'))
     .map((chunk) => {
       const [revision = '', author = '', date = '', subject = '', body = ''] = chunk.split('\x00');
-      return { revision, author, date, subject, description: body.trim() };
+      return { revision, author: author.replace(/ +</, ' <').replace(/ +>$/, '>').trim(), date, subject: subject.trimEnd(), description: body.trim() };
     });
 }
 
+/** `git log ARGS` on a bare repo, at most `maxBytes` of its output. */
+const gitLog = async (repo: string, args: string[], maxBytes: number) =>
+  (await captureBytes('git', ['--git-dir', repo, 'log', ...args], { env: GIT_ENV, maxBytes })).toString('utf8');
+
 export async function commitInfo(repo: string, revision: string): Promise<CommitInfo> {
-  const [info] = parseCommits(await git(repo, ['log', '-1', `--format=${FORMAT}`, revision, '--']));
+  const [info] = parseCommits(await gitLog(repo, ['-1', `--format=${FORMAT}`, revision, '--'], COMMIT_BYTES));
   if (!info) throw new RepoError(`cannot read commit ${revision}`);
   return info;
 }
@@ -140,7 +160,7 @@ export async function changelog(repo: string, from: string | null, to: string, l
     );
     if (known) range = [`${from}..${to}`];
   }
-  const commits = parseCommits(await git(repo, ['log', `--max-count=${limit}`, `--format=${FORMAT}`, ...range, '--']));
+  const commits = parseCommits(await gitLog(repo, [`--max-count=${limit}`, `--format=${LOG_FORMAT}`, ...range, '--'], CHANGELOG_BYTES));
   return commits.map(({ revision, author, date, subject }) => ({ revision, author, date, subject }));
 }
 

@@ -9,6 +9,8 @@ import type { Writable } from 'node:stream';
 
 /** Held for a client at most (per stream). */
 export const MAX_HELD_BYTES = 4 * 1024 * 1024;
+/** A longer write is held piece by piece, each checked against the bound. */
+const PIECE_CHARS = 64 * 1024;
 /** `drain` resolves once the client's backlog is below this. */
 const LOW_WATER_BYTES = 256 * 1024;
 
@@ -24,15 +26,19 @@ export class BoundedOutput {
     return !this.stream.destroyed && !this.stream.writableEnded;
   }
 
-  /** Writes `text`, or leaves it out while the client holds more than the bound. */
+  /** Writes `text`, or leaves it out while the client holds more than the bound (a long text piece by piece). */
   write(text: string): void {
+    for (let at = 0; at < text.length; at += PIECE_CHARS) this.writePiece(text.length <= PIECE_CHARS ? text : text.slice(at, at + PIECE_CHARS));
+  }
+
+  private writePiece(text: string): void {
     if (!this.open) return;
     if (this.stream.writableLength > this.maxHeld) {
       this.skipped += 1;
       return;
     }
     if (this.skipped > 0) {
-      this.stream.write(`[... ${this.skipped} lines left out here: the client read too slowly; the stored log has them all ...]\n`);
+      this.stream.write(`[... ${this.skipped} writes left out here: the client read too slowly; the stored log has them all ...]\n`);
       this.skipped = 0;
     }
     this.stream.write(text);

@@ -122,13 +122,18 @@ export async function run(file: string, args: readonly string[], options: RunOpt
   }
 }
 
-/** Runs a command that must succeed and returns its stdout bytes. Used for quick host queries (git on bare repos). */
+/**
+ * Runs a command that must succeed and returns its stdout bytes. Used for
+ * quick host queries (git on bare repos). With `maxBytes`, output past it is
+ * not read: the command is stopped and what came up to there is returned.
+ */
 export async function captureBytes(
   file: string,
   args: readonly string[],
-  options: { cwd?: string; env?: Record<string, string> } = {},
+  options: { cwd?: string; env?: Record<string, string>; maxBytes?: number } = {},
 ): Promise<Buffer> {
-  const result = await execa(file, args, { cwd: options.cwd, env: options.env, reject: false, encoding: 'buffer' });
+  const result = await execa(file, args, { cwd: options.cwd, env: options.env, reject: false, encoding: 'buffer', maxBuffer: options.maxBytes });
+  if (options.maxBytes !== undefined && result.isMaxBuffer) return Buffer.from(result.stdout).subarray(0, options.maxBytes);
   if (result.exitCode !== 0) {
     const detail = Buffer.from(result.stderr).toString('utf8').trim();
     throw new Error(`${[file, ...args].join(' ')} exited with ${result.exitCode ?? result.signal}${detail ? `: ${detail}` : ''}`);

@@ -12,6 +12,8 @@ import { type Volume, openVolume } from './volume.ts';
 
 export interface JailOptions {
   network: NetworkMode;
+  /** builder.blocked: networks the isolated network refuses besides the host's own and link-local ones. */
+  blocked?: readonly string[];
   /** builder.limits: processes, memory (MiB), disk (MiB); 0 turns one off. */
   limits: { processes: number; memory: number; disk: number };
   /** paths.state: whose builds these are (names the cgroup parent). */
@@ -62,7 +64,7 @@ export class Jail implements Confinement {
       cleanup.defer('the build cgroup', () => made.remove());
     }
     const volume = limits.disk > 0 ? await openVolume(dir, limits.disk, cleanup) : null;
-    const network = await openNetwork(dir, options.network, layout ?? detectLayout(), cleanup);
+    const network = await openNetwork(dir, options.network, layout ?? detectLayout(), cleanup, options.blocked);
     return new Jail(options, volume?.path ?? dir, network.mode, network.netns, network.resolvConf, cgroup, volume);
   }
 

@@ -52,7 +52,7 @@ async function hostResolvers(): Promise<{ v4: string[]; v6: string[] }> {
 }
 
 /** The nftables table that keeps slirp4netns's sockets off the host's own and link-local addresses. */
-export function filterRules(cgroup: { nftPath: string; level: number }, resolvers: { v4: string[]; v6: string[] }): string {
+export function filterRules(cgroup: { nftPath: string; level: number }, resolvers: { v4: string[]; v6: string[] }, blocked: readonly string[] = []): string {
   const mine = `socket cgroupv2 level ${cgroup.level} ${JSON.stringify(cgroup.nftPath)}`;
   const dns = (family: 'ip' | 'ip6', addresses: string[]) =>
     addresses.length > 0 ? [`    ${mine} meta l4proto { tcp, udp } th dport 53 ${family} daddr { ${addresses.join(', ')} } accept`] : [];
@@ -70,6 +70,8 @@ export function filterRules(cgroup: { nftPath: string; level: number }, resolver
     ...refuse('fib daddr type local'),
     ...refuse('ip daddr 169.254.0.0/16'),
     ...refuse('ip6 daddr fe80::/10'),
+    // The admin's own (builder.blocked): a LAN, other clouds' metadata services ...
+    ...blocked.flatMap((network) => refuse(`${network.includes(':') ? 'ip6' : 'ip'} daddr ${network}`)),
     '  }',
     '}',
     '',
@@ -79,7 +81,7 @@ export function filterRules(cgroup: { nftPath: string; level: number }, resolver
 /** Per process: the rules are put in place once (atomically replacing what an earlier start left). */
 let filter: Promise<{ procs: string }> | null = null;
 
-function ensureFilter(layout: Layout): Promise<{ procs: string }> {
+function ensureFilter(layout: Layout, blocked: readonly string[]): Promise<{ procs: string }> {
   filter ??= (async () => {
     const cgroup = await networkCgroup(layout);
     if (cgroup === null) {
@@ -91,7 +93,7 @@ function ensureFilter(layout: Layout): Promise<{ procs: string }> {
       "builder.network: isolated: cannot install the nftables rules that keep builds off the host's addresses",
       'nft',
       ['-f', '-'],
-      { input: filterRules(cgroup, await hostResolvers()) },
+      { input: filterRules(cgroup, await hostResolvers(), blocked) },
     );
     return { procs: cgroup.procs };
   })();
@@ -149,9 +151,9 @@ async function startSlirp(netns: string, procs: string): Promise<{ helper: { kil
 }
 
 /** Makes the build's network in `dir`; what it made is undone by `cleanup`. */
-export async function openNetwork(dir: string, mode: NetworkMode, layout: Layout, cleanup: Cleanup): Promise<BuildNetwork> {
+export async function openNetwork(dir: string, mode: NetworkMode, layout: Layout, cleanup: Cleanup, blocked: readonly string[] = []): Promise<BuildNetwork> {
   if (mode === 'host') return { mode, netns: null, resolvConf: null };
-  const filterReady = mode === 'isolated' ? ensureFilter(layout) : null;
+  const filterReady = mode === 'isolated' ? ensureFilter(layout, blocked) : null;
   const netns = join(dir, 'netns');
   await writeFile(netns, '', { mode: 0o600 });
   await must('cannot make the build\'s network namespace', 'unshare', [`--net=${netns}`, 'true']);

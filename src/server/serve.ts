@@ -10,6 +10,7 @@ import { build } from '../builder/builder.ts';
 import { sweepInterrupted } from '../builder/sweep.ts';
 import type { Config } from '../config/config.ts';
 import { GitSlots } from '../core/git-slots.ts';
+import { sweepDeletions } from '../core/repos.ts';
 import { BuildQueue } from '../core/queue.ts';
 import type { Services } from '../core/services.ts';
 import { lockDownRepos } from '../git/repos.ts';
@@ -46,6 +47,7 @@ export async function startServer(base: Services): Promise<RunningServer> {
   ensureAdmins(config, state);
   await lockDownRepos(config.paths.repos);
   await sweepInterrupted(config, state, log);
+  await sweepDeletions(base, log);
   for (const path of await storage.sweep()) log(`upaas: removed ${path}, left half-written by a storage write that was interrupted`);
   const queue = new BuildQueue((request) => build(base, request), config.builder.workers);
   const services: Services = { ...base, queue };

@@ -26,7 +26,7 @@ export class Apps {
    * keys of its packages (the caller deletes those objects). Refused with a
    * BusyError while a build of the app runs.
    */
-  forget(app: string, by: string | null): { tombstone: DeletedRepo; storageKeys: string[] } {
+  forget(app: string, by: string | null): { tombstone: DeletedRepo; storageKeys: string[]; buildIds: number[] } {
     return this.db
       .transaction(() => {
         const live = this.builds.liveFor(app);
@@ -34,6 +34,7 @@ export class Apps {
         const storageKeys = (this.db.prepare('SELECT storage_key FROM packages WHERE app = ?').all(app) as { storage_key: string }[]).map(
           (row) => row.storage_key,
         );
+        const buildIds = (this.db.prepare('SELECT id FROM builds WHERE app = ?').all(app) as { id: number }[]).map((row) => row.id);
         const packages = this.db.prepare('DELETE FROM packages WHERE app = ?').run(app).changes;
         const builds = this.db.prepare('DELETE FROM builds WHERE app = ?').run(app).changes;
         this.db.prepare('DELETE FROM access WHERE repo = ?').run(app);
@@ -42,9 +43,29 @@ export class Apps {
         this.db
           .prepare('INSERT INTO deleted_repos (name, deleted_at, deleted_by, builds, packages) VALUES (?, ?, ?, ?, ?)')
           .run(app, tombstone.deletedAt, by, builds, packages);
-        return { tombstone, storageKeys };
+        return { tombstone, storageKeys, buildIds };
       })
       .immediate();
+  }
+
+  /** Whether the state holds anything of `app` (grants, builds, packages). */
+  known(app: string): boolean {
+    const row = this.db
+      .prepare(
+        `SELECT EXISTS (SELECT 1 FROM builds WHERE app = ?) OR EXISTS (SELECT 1 FROM packages WHERE app = ?)
+           OR EXISTS (SELECT 1 FROM access WHERE repo = ?) OR EXISTS (SELECT 1 FROM apps WHERE name = ?) AS known`,
+      )
+      .get(app, app, app, app) as { known: number };
+    return row.known === 1;
+  }
+
+  /** Every app name the state holds records of. */
+  names(): string[] {
+    return (
+      this.db
+        .prepare('SELECT name FROM apps UNION SELECT app FROM builds UNION SELECT app FROM packages UNION SELECT repo FROM access ORDER BY 1')
+        .all() as { name: string }[]
+    ).map((row) => row.name);
   }
 
   /** Tombstones of deleted repos, newest first. */

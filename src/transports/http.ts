@@ -18,7 +18,7 @@ import { RepoError, repoNameFrom } from '../git/repos.ts';
 import { type GitService, GIT_SERVICES, runHttpBackend } from '../git/service.ts';
 import type { User } from '../state/users.ts';
 import type { TransportOptions } from './options.ts';
-import { wait } from './throttle.ts';
+import { MAX_QUEUE_MS, wait } from './throttle.ts';
 
 /** A request body must bring at least this much in each server.http.body_timeout window. */
 export const BODY_MIN_BYTES = 1024;
@@ -135,7 +135,12 @@ async function handle(request: IncomingMessage, response: ServerResponse, option
   if (!user) {
     request.resume();
     // No login at all is how every git client starts; a wrong one is a failed login.
-    if (user === null) await wait(throttle.failed(address, 'http: wrong user name or token'));
+    if (user === null) {
+      const delay = throttle.failed(address, 'http: wrong user name or token');
+      // So many wrong logins wait already that this one is not answered at all.
+      if (delay > MAX_QUEUE_MS) return void request.socket.destroy();
+      await wait(delay);
+    }
     reply(response, 401, 'upaas: authentication required (user name and token)', { 'WWW-Authenticate': 'Basic realm="upaas"' });
     return;
   }

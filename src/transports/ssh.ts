@@ -26,7 +26,7 @@ import { BoundedOutput } from '../process/bounded-output.ts';
 import { type User, fingerprintOf } from '../state/users.ts';
 import { splitCommandLine } from './command-line.ts';
 import type { TransportOptions } from './options.ts';
-import { wait } from './throttle.ts';
+import { addressKey, wait } from './throttle.ts';
 
 /** Credentials a client may try on one connection (OpenSSH's MaxAuthTries). */
 const MAX_AUTH_TRIES = 6;
@@ -62,7 +62,9 @@ class ConnectionCount {
   ) {}
 
   /** Counts a new connection from `address`: a release function, or a reason to refuse it. */
-  admit(address: string): (() => void) | string {
+  admit(from: string): (() => void) | string {
+    // An IPv6 client counts by its /64, as the login throttle counts it.
+    const address = addressKey(from);
     const mine = this.byAddress.get(address) ?? 0;
     if (this.total >= this.max) return `${this.total} connections are open (server.ssh.max_connections)`;
     if (mine >= this.perAddress) return `${mine} connections from ${address} are open (server.ssh.max_connections_per_address)`;

@@ -21,7 +21,7 @@ export async function archivePackage(ctx: BuildContext): Promise<StoredObject> {
  */
 export async function storeTree(ctx: BuildContext, root: string, key: KeyFor, what: string): Promise<StoredObject> {
   const { compression, level } = ctx.config.builder;
-  const { stream, done } = packTree(root, compression, level, ctx.signal);
+  const { stream, done } = packTree(root, compression, level, ctx.signal, ctx.jail.cgroupProcs);
   const [put, packed] = await Promise.allSettled([ctx.storage.put(key, stream), done]);
   if (put.status === 'fulfilled' && packed.status === 'fulfilled') return put.value;
   if (put.status === 'fulfilled') await ctx.storage.delete(put.value.key).catch(() => undefined);

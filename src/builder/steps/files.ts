@@ -25,10 +25,26 @@ export async function writeAppFiles(ctx: BuildContext): Promise<void> {
   ctx.log.step(`Writing ${entries.length} file${entries.length === 1 ? '' : 's'} from the metadata`);
   for (const [key, content] of entries) {
     const target = fileTarget(home, key);
-    await writeNoFollow(ctx.root, target, content, key);
+    try {
+      await writeNoFollow(ctx.root, target, content, key);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      // The system's own message names the host path of the build's tree: say it in the chroot's terms.
+      if (code === undefined) throw error;
+      throw userError(`files[${JSON.stringify(key)}]: cannot write ${target}: ${ERRNO_TEXT[code] ?? code}`, { cause: error });
+    }
     ctx.log.output(target);
   }
 }
+
+const ERRNO_TEXT: Record<string, string> = {
+  ENAMETOOLONG: 'a name in the path is too long',
+  ENOSPC: 'no space is left',
+  EDQUOT: 'no space is left',
+  EACCES: 'permission denied',
+  EROFS: 'read-only file system',
+  ELOOP: 'a symlink is in the way',
+};
 
 /** Writes root+target, refusing to pass through or write to a symlink at any level. */
 async function writeNoFollow(root: string, target: string, content: string, key: string): Promise<void> {

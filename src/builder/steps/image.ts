@@ -54,7 +54,7 @@ export async function prepareBase(ctx: BuildContext): Promise<void> {
     const pkg = ctx.current;
     ctx.log.step(`Unpacking current package ${pkg.id.slice(0, 12)} (${formatBytes(pkg.bytes)})`);
     try {
-      await unpackTree(await ctx.storage.get(pkg.storageKey), ctx.root, pkg.compression, ctx.signal);
+      await unpackTree(await ctx.storage.get(pkg.storageKey), ctx.root, pkg.compression, ctx.signal, ctx.jail.cgroupProcs);
     } catch (error) {
       throw systemError(`cannot unpack the current package ${pkg.id.slice(0, 12)}: ${(error as Error).message}; a fresh build (-o fresh) does not need it`, {
         cause: error,
@@ -119,7 +119,7 @@ async function unpackCached(ctx: BuildContext, key: string, cached: StoredObject
 /** Unpacks the cached image and checks it runs /bin/true; returns what is wrong, or null. */
 async function tryUnpack(ctx: BuildContext, key: string): Promise<string | null> {
   try {
-    await unpackTree(await ctx.storage.get(key), ctx.root, compressionOf(key), ctx.signal);
+    await unpackTree(await ctx.storage.get(key), ctx.root, compressionOf(key), ctx.signal, ctx.jail.cgroupProcs);
   } catch (error) {
     return (error as Error).message;
   }

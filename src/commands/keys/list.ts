@@ -1,6 +1,7 @@
 /** `keys list`: list your SSH keys (admins: anyone's). */
 import { defineCommand } from '../command.ts';
 import { subject } from '../subject.ts';
+import { printJson } from '../output.ts';
 
 export const keysListCommand = defineCommand({
   name: 'keys list',
@@ -10,7 +11,7 @@ export const keysListCommand = defineCommand({
   access: 'user',
   async run(invocation, { values }) {
     const keys = invocation.services().state.users.keys(subject(invocation, values.user));
-    if (values.json) invocation.io.out(`${JSON.stringify(keys, null, 2)}\n`);
+    if (values.json) await printJson(invocation.io, keys);
     else for (const k of keys) invocation.io.out(`${k.fingerprint}  ${k.algorithm}  ${k.comment ?? ''}\n`);
     return 0;
   },

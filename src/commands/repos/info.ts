@@ -1,7 +1,7 @@
 /** `repos info`: branches, current package and grants of a repository. */
 import { describeRepository } from '../../core/repos.ts';
-import type { Repo } from '../../core/access.ts';
 import { defineCommand } from '../command.ts';
+import { printJson } from '../output.ts';
 
 export const reposInfoCommand = defineCommand({
   name: 'repos info',
@@ -10,9 +10,9 @@ export const reposInfoCommand = defineCommand({
   options: { json: { type: 'boolean' } },
   access: 'repo:read',
   async run({ io, user, services }, { values, repo }) {
-    const info = await describeRepository(services(), user, repo as Repo);
+    const info = await describeRepository(services(), user, repo);
     if (values.json) {
-      io.out(`${JSON.stringify(info, null, 2)}\n`);
+      await printJson(io, info);
       return 0;
     }
     io.out(`repository ${info.name} (deploys ${info.deployBranch})\n`);

@@ -1,6 +1,7 @@
 /** `tokens list`: list tokens (not their secrets). */
 import { defineCommand } from '../command.ts';
 import { subject } from '../subject.ts';
+import { printJson } from '../output.ts';
 
 export const tokensListCommand = defineCommand({
   name: 'tokens list',
@@ -10,7 +11,7 @@ export const tokensListCommand = defineCommand({
   access: 'user',
   async run(invocation, { values }) {
     const tokens = invocation.services().state.users.tokens(subject(invocation, values.user));
-    if (values.json) invocation.io.out(`${JSON.stringify(tokens, null, 2)}\n`);
+    if (values.json) await printJson(invocation.io, tokens);
     else for (const t of tokens) invocation.io.out(`${t.id}  created ${t.createdAt}  last used ${t.lastUsedAt ?? 'never'}  ${t.note ?? ''}\n`);
     return 0;
   },

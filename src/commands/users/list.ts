@@ -1,5 +1,6 @@
 /** `users list`: list users, their admin flag and key count. */
 import { defineCommand } from '../command.ts';
+import { printJson } from '../output.ts';
 
 export const usersListCommand = defineCommand({
   name: 'users list',
@@ -10,7 +11,7 @@ export const usersListCommand = defineCommand({
   async run({ io, services }, { values }) {
     const { state } = services();
     const users = state.users.list().map((u) => ({ ...u, keys: state.users.keys(u.name).length }));
-    if (values.json) io.out(`${JSON.stringify(users, null, 2)}\n`);
+    if (values.json) await printJson(io, users);
     else for (const u of users) io.out(`${u.name}${u.admin ? ' (admin)' : ''}  ${u.keys} key${u.keys === 1 ? '' : 's'}\n`);
     return 0;
   },

@@ -1,0 +1,97 @@
+/**
+ * Repo operations of the core (core/repos.ts) on a real state, storage and
+ * repos folder: what a deletion removes, a deletion a crash cut short, and
+ * records under names no repo can have.
+ */
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { expect } from 'chai';
+import { parseConfig } from '../src/config/config.ts';
+import { createRepository, deleteRepository, sweepDeletions } from '../src/core/repos.ts';
+import type { Services } from '../src/core/services.ts';
+import { repoNameFrom } from '../src/git/repos.ts';
+import { State } from '../src/state/state.ts';
+import { LocalStorage } from '../src/storage/local.ts';
+
+describe('repo operations (core)', function () {
+  this.timeout(30_000);
+  let dir: string;
+  let services: Services;
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'upaas-repos-'));
+    const config = parseConfig({ paths: { repos: join(dir, 'repos'), state: join(dir, 'state'), workdir: join(dir, 'work') } }, null);
+    services = { config, state: State.open(config.paths.state), storage: new LocalStorage(join(dir, 'storage')) };
+  });
+  afterEach(() => {
+    services.state.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** A finished build of `app` with a stored package and a log file, as a build leaves them. */
+  async function builtOnce(app: string): Promise<string> {
+    const { state, storage, config } = services;
+    const build = state.builds.start(app, { fresh: true });
+    const stored = await storage.put((sha) => `packages/${app}/${sha}.tar.zst`, Readable.from([`package of ${app} ${build.id}`]));
+    state.packages.addAsCurrent({
+      id: stored.sha256, app, parent: null, fresh: true, revision: 'a'.repeat(40), author: null, date: null, description: null,
+      changelog: [], interpreter: { type: 'static', version: 'any' }, bytes: stored.bytes, storageKey: stored.key,
+      compression: 'zstd', createdAt: new Date().toISOString(), metadata: {}, buildId: build.id,
+    });
+    state.builds.finish(build.id, { status: 'succeeded', packageId: stored.sha256, log: 'log' });
+    mkdirSync(join(config.paths.state, 'logs', app), { recursive: true });
+    writeFileSync(join(config.paths.state, 'logs', app, `${build.id}.log`), 'log');
+    return stored.key;
+  }
+
+  it('a name never ends in .git: "a.git.git" is refused rather than taken for the app "a.git"', () => {
+    expect(repoNameFrom('a.git')).to.equal('a');
+    expect(repoNameFrom('a')).to.equal('a');
+    expect(() => repoNameFrom('a.git.git')).to.throw('invalid app name');
+  });
+
+  it('deleting removes exactly what the records name: a storage object they do not name stays', async () => {
+    await createRepository(services, 'shop');
+    const key = await builtOnce('shop');
+    const stranger = await services.storage.put('packages/shop/not-a-record.tar.zst', Readable.from(['someone else']));
+    const gone = await deleteRepository(services, 'shop', 'admin');
+    expect(gone).to.include({ name: 'shop', builds: 1, packages: 1, deletedBy: 'admin' });
+    expect(await services.storage.exists(key)).to.equal(false);
+    expect(await services.storage.exists(stranger.key)).to.equal(true);
+    expect(existsSync(join(services.config.paths.state, 'logs', 'shop'))).to.equal(false);
+    expect(services.state.apps.known('shop')).to.equal(false);
+    expect(services.state.apps.deleted()[0]).to.include({ name: 'shop', builds: 1 });
+  });
+
+  it('a deletion cut short by a crash is finished at the next start; meanwhile the name cannot be taken again', async () => {
+    await createRepository(services, 'shop');
+    const key = await builtOnce('shop');
+    services.state.users.add('bob');
+    services.state.users.grant('shop', 'bob', 'read');
+    // What deleteRepository had done when the process died: the repo moved out of reach, nothing else.
+    renameSync(join(dir, 'repos', 'shop.git'), join(dir, 'repos', '.deleted-shop-0123456789ab'));
+    let refused: unknown = null;
+    await createRepository(services, 'shop').catch((error: unknown) => (refused = error));
+    expect(String(refused)).to.include('records of a deleted repository shop are left');
+    const lines: string[] = [];
+    await sweepDeletions(services, (line) => lines.push(line));
+    expect(readdirSync(join(dir, 'repos'))).to.deep.equal([]);
+    expect(services.state.apps.known('shop')).to.equal(false);
+    expect(services.state.users.grants('shop')).to.deep.equal([]);
+    expect(await services.storage.exists(key)).to.equal(false);
+    expect(lines.join('\n')).to.include('finished the deletion of repository shop');
+    await createRepository(services, 'shop');
+    expect(services.state.packages.current('shop')).to.equal(null);
+  });
+
+  it('records under a name no repo can have are forgotten at start', async () => {
+    const key = await builtOnce('a.git');
+    await createRepository(services, 'a');
+    await sweepDeletions(services, () => undefined);
+    expect(services.state.apps.names()).to.not.include('a.git');
+    expect(await services.storage.exists(key)).to.equal(false);
+    expect(existsSync(join(dir, 'repos', 'a.git')), 'the repo of a stays').to.equal(true);
+  });
+});
