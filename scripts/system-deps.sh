@@ -6,8 +6,8 @@ set -eu
 
 # command:package pairs; `system-deps.sh test` adds what only the tests use.
 needs="git:git tar:tar zstd:zstd gzip:gzip unshare:util-linux nsenter:util-linux mount:mount capsh:libcap2-bin debootstrap:debootstrap
-  bash:bash ip:iproute2 nft:nftables slirp4netns:slirp4netns mkfs.ext4:e2fsprogs"
-if [ "${1:-}" = test ]; then needs="$needs python3:python3 ssh:openssh-client ssh-keygen:openssh-client perl:perl-base ipcmk:util-linux"; fi
+  bash:bash perl:perl-base ip:iproute2 nft:nftables slirp4netns:slirp4netns mkfs.ext4:e2fsprogs"
+if [ "${1:-}" = test ]; then needs="$needs python3:python3 ssh:openssh-client ssh-keygen:openssh-client ipcmk:util-linux keyctl:keyutils"; fi
 missing=""
 for pair in $needs; do
   cmd=${pair%%:*}

@@ -16,7 +16,7 @@ import { detectLayout, parentName } from '../src/sandbox/cgroups.ts';
 import { type KeyPair, TestServer, makeKey } from './helpers/server.ts';
 import { FIXTURE_BOOTSTRAP, PROJECT, type AppRepo, World, metadata } from './helpers/world.ts';
 
-const ADD_PERL = join(PROJECT, 'test/fixtures/add-perl.sh');
+const ADD_TOOLS = join(PROJECT, 'test/fixtures/add-tools.sh');
 
 /** A TCP server on every address of the host, answering nothing. */
 function listenEverywhere(): Promise<{ server: Server; port: number }> {
@@ -42,6 +42,7 @@ describe('build isolation', function () {
   let probe: { server: Server; port: number };
   let abstract: Server;
   let shmId: string;
+  let keyId: string;
   const abstractName = `upaas-test-abstract-${process.pid}`;
   const hostIp = hostAddress();
 
@@ -52,12 +53,15 @@ describe('build isolation', function () {
     await new Promise<void>((resolve) => abstract.listen(`\0${abstractName}`, () => resolve()));
     const made = await execa('ipcmk', ['-M', '4096']);
     shmId = /([0-9]+)\s*$/.exec(String(made.stdout))?.[1] as string;
+    // A secret of the host's root in its user keyring (systemd keeps disk passphrases there).
+    keyId = String((await execa('keyctl', ['add', 'user', `upaas-test-${process.pid}`, 'host-root-secret', '@u'])).stdout).trim();
   });
 
   after(async () => {
     probe.server.close();
     abstract.close();
     await execa('ipcrm', ['-m', shmId], { reject: false });
+    await execa('keyctl', ['unlink', keyId, '@u'], { reject: false });
   });
 
   beforeEach(async () => {
@@ -66,7 +70,7 @@ describe('build isolation', function () {
       bootstrap: {
         commands: [
           `sh ${FIXTURE_BOOTSTRAP} %workdir%`,
-          `sh ${ADD_PERL} %workdir%`,
+          `sh ${ADD_TOOLS} %workdir%`,
           // What a bootstrap command reaches: recorded in the image.
           `if bash -c 'echo > /dev/tcp/127.0.0.1/${probe.port}' 2>/dev/null; then echo reached; else echo blocked; fi > %workdir%/bootstrap-probe`,
           'echo "bootstrapped into %workdir%"',
@@ -109,6 +113,10 @@ describe('build isolation', function () {
       ...(hostIp ? [attempt('server-on-host-address', tcp(hostIp, server.sshPort)), attempt('probe-on-host-address', tcp(hostIp, probe.port))] : []),
       attempt('abstract-socket', `perl -MSocket -e 'socket(my $s, PF_UNIX, SOCK_STREAM, 0) or die; connect($s, pack("S a108", AF_UNIX, "\\0${abstractName}")) or die'`),
       attempt('sysv-shm', `perl -e 'shmread(${shmId}, my $b, 0, 4) or die'`),
+      attempt('host-keyring', `keyctl print ${keyId}`),
+      attempt('host-keyring-linked', `sh -c 'keyctl link @u @s && keyctl print ${keyId}'`),
+      // inotify_init1(2) on x86_64: a build gets a share of root's instances, not all of them.
+      `perl -e 'my $n = 0; for (1 .. 500) { $n++ if syscall(294, 0) >= 0 } print "inotify: $n\\n"'`,
       attempt('dns', `perl -MSocket -e 'inet_aton("deb.debian.org") or die'`),
       attempt('outbound', tcp('deb.debian.org', 80)),
       'echo "fds: $(ls /proc/self/fd | tr "\\n" " ")"',
@@ -119,13 +127,16 @@ describe('build isolation', function () {
     expect(result.exitCode, result.stdout + result.stderr).to.equal(0);
     // What the commands printed (the log also shows their text, which names both outcomes).
     const said = result.lines.map((line) => line.trim());
-    const blocked = ['server-ssh-on-loopback', 'server-http-on-loopback', 'host-loopback-through-slirp', 'abstract-socket', 'sysv-shm'];
+    const blocked = ['server-ssh-on-loopback', 'server-http-on-loopback', 'host-loopback-through-slirp', 'abstract-socket', 'sysv-shm', 'host-keyring', 'host-keyring-linked'];
     if (hostIp) blocked.push('server-on-host-address', 'probe-on-host-address');
     for (const label of blocked) expect(said, label).to.include(`blocked ${label}`);
     expect(said).to.include('REACHED dns');
     expect(said).to.include('REACHED outbound');
     // ls's own listing of the folder is the 3.
     expect(said).to.include('fds: 0 1 2 3');
+    const inotify = Number(said.find((line) => line.startsWith('inotify: '))?.slice('inotify: '.length));
+    const hostQuota = Number(readFileSync('/proc/sys/fs/inotify/max_user_instances', 'utf8'));
+    expect(inotify, 'inotify instances a build may hold').to.be.above(0).and.at.most(Math.max(8, Math.floor(hostQuota / 4)));
     expect(said).to.include('hostname: localhost');
     expect(said).to.include('bootstrap: blocked');
     // The log is the app's readers' to see: server folders show by name.

@@ -8,6 +8,7 @@
 import type { Cleanup } from '../process/cleanup.ts';
 import { BuildCgroup, type Layout, detectLayout, parentName } from './cgroups.ts';
 import { type NetworkMode, openNetwork } from './network.ts';
+import { probeUserNamespaces } from './userns.ts';
 import { type Volume, openVolume } from './volume.ts';
 
 export interface JailOptions {
@@ -56,6 +57,7 @@ export class Jail implements Confinement {
   /** Makes the jail of a build in its temp folder `dir`; `cleanup` undoes it (and whatever part of it was made). */
   static async open(dir: string, options: JailOptions, cleanup: Cleanup): Promise<Jail> {
     const { limits } = options;
+    await probeUserNamespaces();
     const layout = options.layout ?? (limits.processes > 0 || limits.memory > 0 || options.network === 'isolated' ? detectLayout() : null);
     let cgroup: BuildCgroup | null = null;
     if (layout && (limits.processes > 0 || limits.memory > 0)) {

@@ -1,6 +1,6 @@
 /**
  * Runs one command chrooted into a build's system image, inside its own
- * mount, PID, IPC and UTS namespaces, in its build's network namespace and
+ * user (identity-mapped, userns.ts), mount, PID, IPC and UTS namespaces, in its build's network namespace and
  * cgroup (jail.ts; a command outside a build gets a loopback-only network of
  * its own). The namespace gets /proc (with /proc/sys and the other kernel
  * knobs read-only), a minimal /dev, a fresh /run, the build's resolv.conf and
@@ -25,12 +25,14 @@
 import { readFileSync } from 'node:fs';
 import { type RunOptions, type RunResult, SYSTEM_PATH, run } from '../process/run.ts';
 import { type Confinement, UNCONFINED } from './jail.ts';
+import { inotifyShare, userNamespacePrefix } from './userns.ts';
 
 const SETUP_SCRIPT = `
 set -eu
 unset SHLVL
-root=$1; wd=$2; drop=$3; resolv=$4; lo=$5; shift 5
+root=$1; wd=$2; drop=$3; resolv=$4; lo=$5; inotify=$6; shift 6
 echo localhost > /proc/sys/kernel/hostname
+echo "$inotify" > /proc/sys/user/max_inotify_instances
 if [ "$lo" = lo ]; then ip link set lo up; fi
 for p in proc dev run etc etc/resolv.conf; do
   if [ -L "$root/$p" ]; then echo "upaas sandbox: /$p in the image is a symlink; refusing to mount over it" >&2; exit 125; fi
@@ -143,7 +145,7 @@ exec "$@"
  * network namespace of its own when the build has none to enter, unless the
  * network is the host's). `extra` are unshare options of the caller.
  */
-function confinedPrefix(confinement: Confinement, extra: string[]): { argv: string[]; ownLoopback: boolean } {
+function confinedPrefix(confinement: Confinement, extra: string[], userNamespace: boolean): { argv: string[]; ownLoopback: boolean } {
   const ownLoopback = confinement.netns === null && confinement.network !== 'host';
   const argv = [
     '--pdeathsig',
@@ -156,6 +158,8 @@ function confinedPrefix(confinement: Confinement, extra: string[]): { argv: stri
     ...confinement.cgroupProcs,
     '--',
     ...(confinement.netns ? ['nsenter', `--net=${confinement.netns}`, '--'] : []),
+    // After the network namespace is entered (the host's namespace owns it: root in the build cannot reconfigure it).
+    ...(userNamespace ? userNamespacePrefix() : []),
     'unshare',
     '--mount',
     '--pid',
@@ -191,7 +195,7 @@ export function runInSandbox(root: string, argv: readonly string[], options: San
     binds.push('--bind-ro', bind.source, bind.target);
   }
   const jail = options.jail ?? UNCONFINED;
-  const prefix = confinedPrefix(jail, []);
+  const prefix = confinedPrefix(jail, [], true);
   // The host's own resolv.conf only where the build uses the host's network.
   const resolv = jail.resolvConf ?? (jail.network === 'host' ? '/etc/resolv.conf' : '');
   const hostArgs = [
@@ -205,6 +209,7 @@ export function runInSandbox(root: string, argv: readonly string[], options: San
     capabilitiesToDrop(),
     resolv,
     prefix.ownLoopback ? 'lo' : '',
+    String(inotifyShare()),
     ...binds,
     '--',
     ...Object.entries(options.env ?? {}).map(([name, value]) => {
@@ -249,7 +254,8 @@ exec "$@"
  */
 export function runIsolatedOnHost(argv: readonly string[], options: Omit<RunOptions, 'cleanEnv'> & { jail?: Confinement } = {}): Promise<RunResult> {
   const jail = options.jail ?? UNCONFINED;
-  const prefix = confinedPrefix(jail, ['--mount-proc']);
+  // No user namespace: bootstrap commands (debootstrap) make device nodes, which a user namespace may not.
+  const prefix = confinedPrefix(jail, ['--mount-proc'], false);
   return run('setpriv', [...prefix.argv, '/bin/sh', '-c', HOST_SETUP, 'upaas-host', jail.resolvConf ?? '', prefix.ownLoopback ? 'lo' : '', ...argv], {
     ...options,
     cleanEnv: true,
