@@ -114,9 +114,17 @@ describe('build isolation', function () {
       attempt('abstract-socket', `perl -MSocket -e 'socket(my $s, PF_UNIX, SOCK_STREAM, 0) or die; connect($s, pack("S a108", AF_UNIX, "\\0${abstractName}")) or die'`),
       attempt('sysv-shm', `perl -e 'shmread(${shmId}, my $b, 0, 4) or die'`),
       attempt('host-keyring', `keyctl print ${keyId}`),
-      attempt('host-keyring-linked', `sh -c 'keyctl link @u @s && keyctl print ${keyId}'`),
+      // Every keyring the kernel lists, linked into a new session, then every key in them read.
+      attempt(
+        'host-keyring-scanned',
+        `sh -c 'keyctl new_session >/dev/null && for h in $(sed -n "s/^\\([0-9a-f]*\\) .* keyring .*/\\1/p" /proc/keys); do keyctl link $((0x$h)) @s; done; keyctl print ${keyId}'`,
+      ),
+      // request_key makes the kernel run /sbin/request-key as host root, in the host's network.
+      attempt('key-upcall', `sh -c 'keyctl new_session >/dev/null && keyctl request2 dns_resolver deb.debian.org "" @s'`),
+      'echo "keys listed: $(wc -l < /proc/keys)"',
       // inotify_init1(2) on x86_64: a build gets a share of root's instances, not all of them.
       `perl -e 'my $n = 0; for (1 .. 500) { $n++ if syscall(294, 0) >= 0 } print "inotify: $n\\n"'`,
+      'for f in max_inotify_watches max_fanotify_groups max_fanotify_marks; do echo "$f: $(cat /proc/sys/user/$f)"; done',
       attempt('dns', `perl -MSocket -e 'inet_aton("deb.debian.org") or die'`),
       attempt('outbound', tcp('deb.debian.org', 80)),
       'echo "fds: $(ls /proc/self/fd | tr "\\n" " ")"',
@@ -127,7 +135,7 @@ describe('build isolation', function () {
     expect(result.exitCode, result.stdout + result.stderr).to.equal(0);
     // What the commands printed (the log also shows their text, which names both outcomes).
     const said = result.lines.map((line) => line.trim());
-    const blocked = ['server-ssh-on-loopback', 'server-http-on-loopback', 'host-loopback-through-slirp', 'abstract-socket', 'sysv-shm', 'host-keyring', 'host-keyring-linked'];
+    const blocked = ['server-ssh-on-loopback', 'server-http-on-loopback', 'host-loopback-through-slirp', 'abstract-socket', 'sysv-shm', 'host-keyring', 'host-keyring-scanned', 'key-upcall'];
     if (hostIp) blocked.push('server-on-host-address', 'probe-on-host-address');
     for (const label of blocked) expect(said, label).to.include(`blocked ${label}`);
     expect(said).to.include('REACHED dns');
@@ -137,6 +145,12 @@ describe('build isolation', function () {
     const inotify = Number(said.find((line) => line.startsWith('inotify: '))?.slice('inotify: '.length));
     const hostQuota = Number(readFileSync('/proc/sys/fs/inotify/max_user_instances', 'utf8'));
     expect(inotify, 'inotify instances a build may hold').to.be.above(0).and.at.most(Math.max(8, Math.floor(hostQuota / 4)));
+    expect(said).to.include('keys listed: 0');
+    for (const [name, host] of [['max_inotify_watches', 'inotify/max_user_watches'], ['max_fanotify_groups', 'fanotify/max_user_groups'], ['max_fanotify_marks', 'fanotify/max_user_marks']]) {
+      if (!existsSync(`/proc/sys/fs/${host}`)) continue;
+      const inside = Number(said.find((line) => line.startsWith(`${name}: `))?.split(': ')[1]);
+      expect(inside, name).to.be.at.most(Math.max(1024, Math.floor(Number(readFileSync(`/proc/sys/fs/${host}`, 'utf8')) / 4)));
+    }
     expect(said).to.include('hostname: localhost');
     expect(said).to.include('bootstrap: blocked');
     // The log is the app's readers' to see: server folders show by name.

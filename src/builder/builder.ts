@@ -217,9 +217,9 @@ async function runBuild(
 
 /** The build's jail in its temp folder, from builder.network and builder.limits; a failure is a system error. */
 async function confine(config: Services['config'], tmp: string, cleanup: Cleanup): Promise<Jail> {
-  const { network, limits, blocked } = config.builder;
+  const { network, limits, blocked, workers } = config.builder;
   try {
-    return await Jail.open(tmp, { network, blocked, limits, stateDir: config.paths.state, name: basename(tmp) }, cleanup);
+    return await Jail.open(tmp, { network, blocked, limits, workers, stateDir: config.paths.state, name: basename(tmp) }, cleanup);
   } catch (error) {
     throw systemError(`cannot confine the build (builder.network, builder.limits): ${(error as Error).message}`, { cause: error });
   }

@@ -213,8 +213,16 @@ export async function installHooks(repo: string): Promise<void> {
 export async function listRepos(reposDir: string): Promise<string[]> {
   const entries = await readdir(reposDir, { withFileTypes: true }).catch(() => []);
   return entries
-    .filter((entry) => entry.isDirectory() && entry.name.endsWith('.git') && REPO_NAME.test(entry.name.slice(0, -4)))
+    .filter((entry) => entry.isDirectory() && entry.name.endsWith('.git'))
     .map((entry) => entry.name.slice(0, -4))
+    // Only folders a name leads to (an older version made "a.git.git" for the app "a.git").
+    .filter((name) => {
+      try {
+        return repoNameFrom(name) === name;
+      } catch {
+        return false;
+      }
+    })
     .filter((name) => existsSync(join(reposDir, `${name}.git`, 'HEAD')))
     .sort();
 }

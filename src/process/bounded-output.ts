@@ -28,7 +28,13 @@ export class BoundedOutput {
 
   /** Writes `text`, or leaves it out while the client holds more than the bound (a long text piece by piece). */
   write(text: string): void {
-    for (let at = 0; at < text.length; at += PIECE_CHARS) this.writePiece(text.length <= PIECE_CHARS ? text : text.slice(at, at + PIECE_CHARS));
+    for (let at = 0; at < text.length; ) {
+      let end = Math.min(at + PIECE_CHARS, text.length);
+      // A surrogate pair stays whole.
+      if (end < text.length && /[\uD800-\uDBFF]/.test(text.charAt(end - 1))) end -= 1;
+      this.writePiece(at === 0 && end === text.length ? text : text.slice(at, end));
+      at = end;
+    }
   }
 
   private writePiece(text: string): void {

@@ -21,6 +21,8 @@ export interface JailOptions {
   stateDir: string;
   /** The cgroup's name: the build's temp folder's, so the start-up sweep can tell whose it is. */
   name: string;
+  /** builder.workers: how many builds share host root's per-user kernel limits. */
+  workers?: number;
   layout?: Layout;
 }
 
@@ -33,10 +35,12 @@ export interface Confinement {
   resolvConf: string | null;
   /** cgroup.procs files a command joins before it starts anything. */
   cgroupProcs: string[];
+  /** A command's user namespace gets host root's per-user kernel limits divided by this (userns.ts kernelShares). */
+  shareParts: number;
 }
 
 /** A command outside any build: its own loopback-only network, no cgroup. */
-export const UNCONFINED: Confinement = { network: 'none', netns: null, resolvConf: null, cgroupProcs: [] };
+export const UNCONFINED: Confinement = { network: 'none', netns: null, resolvConf: null, cgroupProcs: [], shareParts: 4 };
 
 export class Jail implements Confinement {
   private constructor(
@@ -52,6 +56,10 @@ export class Jail implements Confinement {
 
   get cgroupProcs(): string[] {
     return this.cgroup?.procs ?? [];
+  }
+
+  get shareParts(): number {
+    return 2 * (this.options.workers ?? 2);
   }
 
   /** Makes the jail of a build in its temp folder `dir`; `cleanup` undoes it (and whatever part of it was made). */

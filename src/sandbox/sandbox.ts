@@ -25,14 +25,16 @@
 import { readFileSync } from 'node:fs';
 import { type RunOptions, type RunResult, SYSTEM_PATH, run } from '../process/run.ts';
 import { type Confinement, UNCONFINED } from './jail.ts';
-import { inotifyShare, userNamespacePrefix } from './userns.ts';
+import { kernelShares, userNamespacePrefix } from './userns.ts';
 
 const SETUP_SCRIPT = `
 set -eu
 unset SHLVL
-root=$1; wd=$2; drop=$3; resolv=$4; lo=$5; inotify=$6; shift 6
+root=$1; wd=$2; drop=$3; resolv=$4; lo=$5; shares=$6; shift 6
 echo localhost > /proc/sys/kernel/hostname
-echo "$inotify" > /proc/sys/user/max_inotify_instances
+for share in $shares; do
+  if [ -e "/proc/sys/user/\${share%%=*}" ]; then echo "\${share#*=}" > "/proc/sys/user/\${share%%=*}"; fi
+done
 if [ "$lo" = lo ]; then ip link set lo up; fi
 for p in proc dev run etc etc/resolv.conf; do
   if [ -L "$root/$p" ]; then echo "upaas sandbox: /$p in the image is a symlink; refusing to mount over it" >&2; exit 125; fi
@@ -42,6 +44,10 @@ for p in proc dev; do
 done
 if [ ! -e "$root/bin/sh" ] && [ ! -L "$root/bin/sh" ]; then echo "upaas sandbox: the image has no /bin/sh" >&2; exit 125; fi
 mount -t proc -o nosuid,nodev,noexec proc "$root/proc"
+# The kernel's key list names what host root keeps in its keyrings (the keys themselves are refused by seccomp).
+for p in keys key-users; do
+  if [ -e "$root/proc/$p" ]; then mount --bind /dev/null "$root/proc/$p"; fi
+done
 for p in sys sysrq-trigger irq bus fs; do
   if [ -e "$root/proc/$p" ]; then
     mount --bind "$root/proc/$p" "$root/proc/$p"
@@ -209,7 +215,7 @@ export function runInSandbox(root: string, argv: readonly string[], options: San
     capabilitiesToDrop(),
     resolv,
     prefix.ownLoopback ? 'lo' : '',
-    String(inotifyShare()),
+    kernelShares(jail.shareParts).join(' '),
     ...binds,
     '--',
     ...Object.entries(options.env ?? {}).map(([name, value]) => {
