@@ -13,6 +13,7 @@ import { sweepInterrupted } from '../src/builder/sweep.ts';
 import { parseConfig } from '../src/config/config.ts';
 import { BuildCgroup, counters, detectLayout, leftoverCgroups, parentName } from '../src/sandbox/cgroups.ts';
 import { State } from '../src/state/state.ts';
+import { removeCgroupParents } from './helpers/world.ts';
 
 /** Runs `script` with sh, joined to the cgroup first (as the sandbox's prelude does). */
 const inCgroup = (cgroup: BuildCgroup, script: string) =>
@@ -26,7 +27,11 @@ describe('build cgroups', function () {
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'upaas-cgroups-'));
   });
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  afterEach(() => {
+    removeCgroupParents(dir);
+    removeCgroupParents(join(dir, 'state'));
+    rmSync(dir, { recursive: true, force: true });
+  });
 
   it('limits processes and memory on this host, and the counters say which limit was hit', async () => {
     const layout = detectLayout();
@@ -92,7 +97,6 @@ describe('build cgroups', function () {
     await cgroup.remove();
     expect((await sleeper).signal).to.equal('SIGKILL');
     expect(existsSync(join(unified as string, parent(), 'app-3-abcdef'))).to.equal(false);
-    rmSync(join(unified as string, parent()), { recursive: true, force: true });
   });
 
   it('cgroup v2: enables the controllers, writes the limits (swap 0) and reads memory.events and pids.events', async () => {

@@ -13,6 +13,7 @@ import { detectLayout, leftoverCgroups, networkCgroup, parentName } from '../src
 import { Jail } from '../src/sandbox/jail.ts';
 import { filterRules } from '../src/sandbox/network.ts';
 import { openVolume } from '../src/sandbox/volume.ts';
+import { removeCgroupParents } from './helpers/world.ts';
 
 const mountsUnder = (dir: string) =>
   readFileSync('/proc/self/mounts', 'utf8')
@@ -27,6 +28,7 @@ describe('build jail', function () {
     dir = mkdtempSync(join(tmpdir(), 'upaas-jail-'));
   });
   afterEach(() => {
+    removeCgroupParents(join(dir, 'state'));
     expect(mountsUnder(dir)).to.deep.equal([]);
     rmSync(dir, { recursive: true, force: true });
   });

@@ -192,10 +192,14 @@ export async function removeCgroup(dir: string): Promise<void> {
   }
 }
 
+/** This server's parent folders (one per hierarchy in use), whether or not they exist. */
+export function parentFolders(layout: Layout, parent: string): string[] {
+  return layout.version === 2 ? [join(layout.root, parent)] : [layout.pids, layout.memory].filter((m): m is string => m !== null).map((m) => join(m, parent));
+}
+
 /** The build cgroups left under this server's parent folder (for the start-up sweep), by name. */
 export async function leftoverCgroups(layout: Layout, parent: string): Promise<Map<string, string[]>> {
-  const bases =
-    layout.version === 2 ? [join(layout.root, parent)] : [layout.pids, layout.memory].filter((m): m is string => m !== null).map((m) => join(m, parent));
+  const bases = parentFolders(layout, parent);
   const found = new Map<string, string[]>();
   for (const base of bases) {
     for (const entry of await readdir(base, { withFileTypes: true }).catch(() => [])) {

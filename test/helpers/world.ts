@@ -4,13 +4,14 @@
  * bootstrap a tiny fixture image (test/fixtures/make-image.sh); real worlds
  * use debootstrap and share one cached image.
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { dump, load } from 'js-yaml';
 import { createRepo } from '../../src/git/repos.ts';
+import { detectLayout, parentFolders, parentName } from '../../src/sandbox/cgroups.ts';
 
 export const PROJECT = fileURLToPath(new URL('../..', import.meta.url));
 export const FIXTURE_BOOTSTRAP = join(PROJECT, 'test/fixtures/make-image.sh');
@@ -197,8 +198,24 @@ export class World {
     return found;
   }
 
+  /** Removes the world, and the (empty) cgroup folders its builds had under their parent. */
   remove(): void {
+    removeCgroupParents(join(this.dir, 'state'));
     rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** rmdir of the cgroup parent folders of the server whose paths.state is `stateDir` (left when empty after its builds). */
+export function removeCgroupParents(stateDir: string): void {
+  const layout = detectLayout();
+  const folders = [...parentFolders(layout, parentName(stateDir))];
+  if (layout.version === 1 && layout.unified) folders.push(join(layout.unified, parentName(stateDir)));
+  for (const folder of folders) {
+    try {
+      rmdirSync(folder);
+    } catch {
+      // absent, or a build of it still runs
+    }
   }
 }
 
