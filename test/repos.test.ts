@@ -65,6 +65,29 @@ describe('repo operations (core)', function () {
     expect(services.state.apps.deleted()[0]).to.include({ name: 'shop', builds: 1 });
   });
 
+  it('deleting is refused while the app builds, and the repo stays', async () => {
+    await createRepository(services, 'shop');
+    services.state.builds.start('shop', { fresh: true });
+    const refused = await deleteRepository(services, 'shop', 'admin').then(() => null, (error: unknown) => error as Error);
+    expect(refused?.message).to.match(/build \d+ of shop is running/);
+    expect(existsSync(join(dir, 'repos', 'shop.git'))).to.equal(true);
+    expect(services.state.apps.known('shop')).to.equal(true);
+  });
+
+  it('once the records are gone the repo stays gone, even when removing a file fails', async () => {
+    await createRepository(services, 'shop');
+    await builtOnce('shop');
+    const storage = services.storage;
+    services = { ...services, storage: Object.assign(Object.create(storage) as LocalStorage, { delete: async () => Promise.reject(new Error('disk gone')) }) };
+    const failed = await deleteRepository(services, 'shop', 'admin').then(() => null, (error: unknown) => error as Error);
+    expect(failed?.message).to.equal('disk gone');
+    expect(services.state.apps.known('shop')).to.equal(false);
+    expect(existsSync(join(dir, 'repos', 'shop.git')), 'no repo without its records').to.equal(false);
+    // What is left is the moved-away folder, which the next start removes.
+    await sweepDeletions({ ...services, storage }, () => undefined);
+    expect(readdirSync(join(dir, 'repos'))).to.deep.equal([]);
+  });
+
   it('a deletion cut short by a crash is finished at the next start; meanwhile the name cannot be taken again', async () => {
     await createRepository(services, 'shop');
     const key = await builtOnce('shop');

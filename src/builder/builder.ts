@@ -70,8 +70,12 @@ export async function build(services: Services, request: BuildRequest): Promise<
   }
   const record = state.builds.start(request.app, { fresh: Boolean(request.fresh), requestedBy: request.requestedBy });
   request.onStart?.(record.id);
-  const folders: Record<string, string> = { workdir: config.paths.workdir, repos: config.paths.repos, state: config.paths.state };
-  for (const [index, folder] of services.storage.hostFolders.entries()) folders[index === 0 ? 'storage' : `storage${index + 1}`] = folder;
+  const folders: [string, string][] = [
+    ['workdir', config.paths.workdir],
+    ['repos', config.paths.repos],
+    ['state', config.paths.state],
+    ...services.storage.hostFolders.map((folder): [string, string] => ['storage', folder]),
+  ];
   const log = new BuildLog(sink, join(config.paths.state, 'logs', request.app, `${record.id}.log`), config.builder.logsize * 1024 * 1024, hiddenPaths(folders));
   log.step(`Build ${record.id} of ${request.app}${request.fresh ? ' (fresh)' : ''}`);
   try {
@@ -163,7 +167,6 @@ async function runBuild(
       metadata,
       plan,
       current: fresh ? null : current,
-      tmp,
       jail,
       root,
       os: null,

@@ -7,7 +7,7 @@ import type { Config } from '../config/config.ts';
 import type { Metadata } from '../metadata/metadata.ts';
 import { describeEnd } from '../process/run.ts';
 import type { Jail } from '../sandbox/jail.ts';
-import { type SandboxOptions, runInSandbox, runScriptInSandbox } from '../sandbox/sandbox.ts';
+import { type SandboxOptions, runInSandbox } from '../sandbox/sandbox.ts';
 import type { State } from '../state/state.ts';
 import type { PackageRecord } from '../state/packages.ts';
 import type { StorageHandler } from '../storage/handler.ts';
@@ -30,11 +30,9 @@ export interface BuildContext {
   plan: Plan;
   /** The current package: the parent of this build (null when there is none). */
   current: PackageRecord | null;
-  /** This build's private temp folder; removed when the build ends. */
-  tmp: string;
-  /** The build's confinement: cgroup, volume (its trees live in jail.treeDir), network. */
+  /** The build's confinement in its temp folder: cgroup, volume (its trees live in jail.treeDir), network. */
   jail: Jail;
-  /** The chroot root inside tmp. */
+  /** The chroot root, in jail.treeDir. */
   root: string;
   os: OsRelease | null;
   signal?: AbortSignal;
@@ -75,7 +73,7 @@ export async function runCommands(
   kind: ErrorKind,
   what: string,
   commands: string[],
-  options: SandboxOptions & { shown?: string[] } = {},
+  options: Omit<SandboxOptions, 'jail' | 'signal'> & { shown?: string[] } = {},
 ): Promise<void> {
   const timeoutSeconds = options.timeoutSeconds ?? ctx.config.commands.timelimit;
   for (const [index, command] of commands.entries()) {
@@ -83,13 +81,7 @@ export async function runCommands(
     const display = options.shown?.[index] ?? command;
     ctx.log.output(`$ ${display}`);
     const started = performance.now();
-    const result = await runScriptInSandbox(ctx.root, command, {
-      ...options,
-      timeoutSeconds,
-      signal: ctx.signal,
-      jail: ctx.jail,
-      onLine: (line) => ctx.log.output(line),
-    });
+    const result = await inChroot(ctx, ['/bin/sh', '-c', command], { ...options, timeoutSeconds, onLine: (line) => ctx.log.output(line) });
     ctx.stats.commandMs += performance.now() - started;
     // Before its exit status: a script that ignored a refused fork, a killed process or a full disk still ran into the limit.
     await failOnLimit(ctx);

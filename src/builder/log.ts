@@ -317,8 +317,8 @@ export function formatBytes(bytes: number): string {
 }
 
 /** The server's folders a log line must not name, longest first, each with the name it shows instead. */
-export function hiddenPaths(folders: Record<string, string>): [string, string][] {
-  return Object.entries(folders)
+export function hiddenPaths(folders: [name: string, path: string][]): [string, string][] {
+  return folders
     .filter(([, path]) => path.length > 1)
     .map(([name, path]): [string, string] => [path, `<${name}>`])
     .sort((a, b) => b[0].length - a[0].length);

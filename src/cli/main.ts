@@ -12,7 +12,7 @@ import { State } from '../state/state.ts';
 import { createStorage } from '../storage/index.ts';
 
 /** Opens config, state and storage on first use (`help` needs none of them); `close` releases them. */
-export function lazyServices(configFile: string | undefined): { get: () => Services; close: () => void } {
+function lazyServices(configFile: string | undefined): { get: () => Services; close: () => void } {
   let opened: Services | null = null;
   return {
     get: () => {

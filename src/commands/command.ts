@@ -25,7 +25,6 @@ export interface OptionSpec {
   type: 'boolean' | 'string';
   /** The value's placeholder in the usage line (string options), e.g. "REV". */
   value?: string;
-  short?: string;
 }
 
 export interface PositionalSpec {

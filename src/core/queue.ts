@@ -28,6 +28,16 @@ interface Job {
 
 export type Runner = (request: BuildRequest) => Promise<BuildOutcome>;
 
+const STOPPING = 'the server is stopping; push again in a moment';
+
+/** Tells requesters that their build will not run, and why (a system error line), and ends them. */
+function refuse(listeners: Iterable<Listener>, why: string): void {
+  for (const listener of listeners) {
+    listener.line(`!     system error: ${why}`);
+    listener.done(null);
+  }
+}
+
 export class BuildQueue {
   private readonly running = new Map<string, Job>();
   private readonly waiting = new Map<string, Job>();
@@ -44,11 +54,7 @@ export class BuildQueue {
 
   /** Queues a build; the listener gets its lines and its outcome (null when it never ran). */
   request(request: QueueRequest, listener: Listener): void {
-    if (this.stopping) {
-      listener.line('!     system error: the server is stopping; push again in a moment');
-      listener.done(null);
-      return;
-    }
+    if (this.stopping) return refuse([listener], STOPPING);
     const waiting = this.waiting.get(request.app);
     if (waiting) {
       waiting.request = {
@@ -73,10 +79,7 @@ export class BuildQueue {
     if (!job) return;
     this.waiting.delete(app);
     this.order.splice(this.order.indexOf(app), 1);
-    for (const listener of job.listeners) {
-      listener.line(`!     system error: the build did not start: ${why}`);
-      listener.done(null);
-    }
+    refuse(job.listeners, `the build did not start: ${why}`);
   }
 
   private announceWait(app: string, listener: Listener): void {
@@ -134,12 +137,7 @@ export class BuildQueue {
   /** Stops taking requests, refuses the waiting ones, gives running builds `graceSeconds`, then cancels them. */
   async stop(graceSeconds: number): Promise<void> {
     this.stopping = true;
-    for (const job of this.waiting.values()) {
-      for (const listener of job.listeners) {
-        listener.line('!     system error: the server is stopping; push again in a moment');
-        listener.done(null);
-      }
-    }
+    for (const job of this.waiting.values()) refuse(job.listeners, STOPPING);
     this.waiting.clear();
     this.order.length = 0;
     if (this.running.size === 0) return;

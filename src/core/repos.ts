@@ -6,10 +6,10 @@
 import { randomBytes } from 'node:crypto';
 import { readdir, rename, rm, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DELETED_REPO_PREFIX, branches, createRepo, existingRepoPath, listRepos, repoNameFrom } from '../git/repos.ts';
+import { branches, createRepo, existingRepoPath, isRepoName, listRepos, repoNameFrom, trashName, trashedApp } from '../git/repos.ts';
 import { removeTree } from '../sandbox/mounts.ts';
 import { BusyError } from '../state/builds.ts';
-import type { DeletedRepo } from '../state/apps.ts';
+import type { DeletedRepo, Forgotten } from '../state/apps.ts';
 import { type AccessLevel, type User, UserError, allows } from '../state/users.ts';
 import { CoreError } from './errors.ts';
 import type { Repo } from './access.ts';
@@ -41,33 +41,37 @@ export async function deleteRepository(services: Services, name: string, by: str
   if (path === null && !state.apps.known(app)) throw new CoreError(`no repository named ${app}`, 404);
   const running = state.builds.liveFor(app);
   if (running) throw new BusyError(running);
-  const trash = path === null ? null : join(config.paths.repos, `${DELETED_REPO_PREFIX}${app}-${randomBytes(6).toString('hex')}`);
-  if (path !== null && trash !== null) await rename(path, trash);
-  let tombstone;
+  const trash = path && join(config.paths.repos, trashName(app, randomBytes(6).toString('hex')));
+  if (path && trash) await rename(path, trash);
+  let forgotten;
   try {
-    tombstone = await forgetApp(services, app, by);
+    forgotten = state.apps.forget(app, by);
   } catch (error) {
-    if (path !== null && trash !== null) await rename(trash, path);
+    // Only the records decide: while they are there, so is the repo.
+    if (path && trash) await rename(trash, path);
     throw error;
   }
   services.queue?.forget(app, `repository ${app} was deleted`);
-  if (trash !== null) await removeTree(trash);
-  return tombstone;
+  await removeFiles(services, app, forgotten);
+  if (trash) await removeTree(trash);
+  return forgotten.tombstone;
 }
 
 /**
- * Forgets the records of `app` and removes exactly the files they name (its
- * packages' storage objects, its builds' log files): never by name, so a new
- * repo of the same name made meanwhile keeps its own.
+ * Removes exactly the files forgotten records named (their packages' storage
+ * objects, their builds' log files): never by name, so a new repo of the
+ * same name made meanwhile keeps its own.
  */
-async function forgetApp(services: Pick<Services, 'config' | 'state' | 'storage'>, app: string, by: string | null): Promise<DeletedRepo> {
-  const { config, state, storage } = services;
-  const forgotten = state.apps.forget(app, by);
-  for (const key of forgotten.storageKeys) await storage.delete(key);
-  const logs = join(config.paths.state, 'logs', app);
+async function removeFiles(services: Pick<Services, 'config' | 'storage'>, app: string, forgotten: Forgotten): Promise<void> {
+  for (const key of forgotten.storageKeys) await services.storage.delete(key);
+  const logs = join(services.config.paths.state, 'logs', app);
   for (const id of forgotten.buildIds) await rm(join(logs, `${id}.log`), { force: true });
   await rmdir(logs).catch(() => undefined);
-  return forgotten.tombstone;
+}
+
+/** Forgets the records of `app` and removes the files they name. */
+async function forgetApp(services: Pick<Services, 'config' | 'state' | 'storage'>, app: string, by: string): Promise<void> {
+  await removeFiles(services, app, services.state.apps.forget(app, by));
 }
 
 /**
@@ -78,7 +82,7 @@ async function forgetApp(services: Pick<Services, 'config' | 'state' | 'storage'
 export async function sweepDeletions(services: Pick<Services, 'config' | 'state' | 'storage'>, log: (line: string) => void): Promise<void> {
   const { config, state } = services;
   for (const entry of await readdir(config.paths.repos).catch(() => [] as string[])) {
-    const app = new RegExp(`^${DELETED_REPO_PREFIX.replace('.', '\\.')}(.+)-[0-9a-f]{12}$`).exec(entry)?.[1];
+    const app = trashedApp(entry);
     if (app === undefined) continue;
     try {
       if (state.apps.known(app) && existingRepoPath(config.paths.repos, app) === null) await forgetApp(services, app, 'upaas (an interrupted repos delete)');
@@ -88,14 +92,7 @@ export async function sweepDeletions(services: Pick<Services, 'config' | 'state'
       log(`upaas: could not finish the deletion of repository ${app}: ${(error as Error).message}`);
     }
   }
-  for (const name of state.apps.names()) {
-    let canonical: string | null;
-    try {
-      canonical = repoNameFrom(name);
-    } catch {
-      canonical = null;
-    }
-    if (canonical === name) continue;
+  for (const name of state.apps.names().filter((n) => !isRepoName(n))) {
     try {
       await forgetApp(services, name, 'upaas (a name no repo can have)');
       log(`upaas: forgot the records kept under ${JSON.stringify(name)}, a name no repository can have`);

@@ -13,8 +13,12 @@ import type { ChangelogEntry } from '../state/packages.ts';
 
 export const REPO_NAME = /^[a-z0-9][a-z0-9._-]*$/;
 
-/** A repo being deleted is first renamed to this prefix + name + random: no name a user can give starts with a dot. */
-export const DELETED_REPO_PREFIX = '.deleted-';
+/**
+ * A repo being deleted is first renamed to ".deleted-NAME-RANDOM" (no name a
+ * user can give starts with a dot); these say what the folder is, and whose.
+ */
+export const trashName = (app: string, random: string) => `.deleted-${app}-${random}`;
+export const trashedApp = (entry: string): string | undefined => /^\.deleted-(.+)-[0-9a-f]{12}$/.exec(entry)?.[1];
 
 export class RepoError extends Error {
   constructor(message: string) {
@@ -37,6 +41,15 @@ export function repoNameFrom(input: string): string {
     );
   }
   return name;
+}
+
+/** Whether `name` is an app name as repoNameFrom makes them (records and folders of other names are no repo's). */
+export function isRepoName(name: string): boolean {
+  try {
+    return repoNameFrom(name) === name;
+  } catch {
+    return false;
+  }
 }
 
 /** `path` when it lies inside `base`, else a RepoError. */
@@ -183,7 +196,7 @@ export async function createRepo(reposDir: string, app: string, branch: string):
 }
 
 /** Makes the repos folder (0700) and takes group and other access away from it and every repo in it. */
-export async function ensureReposDir(reposDir: string): Promise<void> {
+async function ensureReposDir(reposDir: string): Promise<void> {
   await mkdir(reposDir, { recursive: true, mode: 0o700 });
   await chmod(reposDir, 0o700);
 }
@@ -216,13 +229,7 @@ export async function listRepos(reposDir: string): Promise<string[]> {
     .filter((entry) => entry.isDirectory() && entry.name.endsWith('.git'))
     .map((entry) => entry.name.slice(0, -4))
     // Only folders a name leads to (an older version made "a.git.git" for the app "a.git").
-    .filter((name) => {
-      try {
-        return repoNameFrom(name) === name;
-      } catch {
-        return false;
-      }
-    })
+    .filter(isRepoName)
     .filter((name) => existsSync(join(reposDir, `${name}.git`, 'HEAD')))
     .sort();
 }

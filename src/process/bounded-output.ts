@@ -14,6 +14,27 @@ const PIECE_CHARS = 64 * 1024;
 /** `drain` resolves once the client's backlog is below this. */
 const LOW_WATER_BYTES = 256 * 1024;
 
+/**
+ * `text` in pieces of at most `size` characters, never splitting a surrogate
+ * pair; with `atLines`, a piece ends after a line break where one is in it.
+ */
+export function* pieces(text: string, size: number, atLines = false): Generator<string> {
+  if (text.length <= size) {
+    yield text;
+    return;
+  }
+  for (let at = 0; at < text.length; ) {
+    let end = Math.min(at + size, text.length);
+    if (end < text.length) {
+      const newline = atLines ? text.lastIndexOf('\n', end - 1) : -1;
+      if (newline >= at) end = newline + 1;
+      else if (/[\uD800-\uDBFF]/.test(text.charAt(end - 1))) end -= 1;
+    }
+    yield text.slice(at, end);
+    at = end;
+  }
+}
+
 export class BoundedOutput {
   private skipped = 0;
 
@@ -28,13 +49,7 @@ export class BoundedOutput {
 
   /** Writes `text`, or leaves it out while the client holds more than the bound (a long text piece by piece). */
   write(text: string): void {
-    for (let at = 0; at < text.length; ) {
-      let end = Math.min(at + PIECE_CHARS, text.length);
-      // A surrogate pair stays whole.
-      if (end < text.length && /[\uD800-\uDBFF]/.test(text.charAt(end - 1))) end -= 1;
-      this.writePiece(at === 0 && end === text.length ? text : text.slice(at, end));
-      at = end;
-    }
+    for (const piece of pieces(text, PIECE_CHARS)) this.writePiece(piece);
   }
 
   private writePiece(text: string): void {

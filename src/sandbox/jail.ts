@@ -66,15 +66,15 @@ export class Jail implements Confinement {
   static async open(dir: string, options: JailOptions, cleanup: Cleanup): Promise<Jail> {
     const { limits } = options;
     await probeUserNamespaces();
-    const layout = options.layout ?? (limits.processes > 0 || limits.memory > 0 || options.network === 'isolated' ? detectLayout() : null);
+    const layout = options.layout ?? detectLayout();
     let cgroup: BuildCgroup | null = null;
-    if (layout && (limits.processes > 0 || limits.memory > 0)) {
+    if (limits.processes > 0 || limits.memory > 0) {
       cgroup = await BuildCgroup.create(layout, parentName(options.stateDir), options.name, { processes: limits.processes, memoryMiB: limits.memory });
       const made = cgroup;
       cleanup.defer('the build cgroup', () => made.remove());
     }
     const volume = limits.disk > 0 ? await openVolume(dir, limits.disk, cleanup) : null;
-    const network = await openNetwork(dir, options.network, layout ?? detectLayout(), cleanup, options.blocked);
+    const network = await openNetwork(dir, options.network, layout, cleanup, options.blocked);
     return new Jail(options, volume?.path ?? dir, network.mode, network.netns, network.resolvConf, cgroup, volume);
   }
 

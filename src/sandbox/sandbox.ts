@@ -23,6 +23,7 @@
  * as positional arguments, never pasted into the script.
  */
 import { readFileSync } from 'node:fs';
+import { preludePrefix } from '../process/join-cgroup.ts';
 import { type RunOptions, type RunResult, SYSTEM_PATH, run } from '../process/run.ts';
 import { type Confinement, UNCONFINED } from './jail.ts';
 import { kernelShares, userNamespacePrefix } from './userns.ts';
@@ -124,26 +125,6 @@ function capabilitiesToDrop(): string {
 }
 
 /**
- * What runs first on the host, as bash (dash cannot close descriptors above
- * 9): joins the build's cgroup (each cgroup.procs file named before `--`)
- * before anything is started, closes every descriptor but stdin, stdout and
- * stderr (whatever this server or a library left open without close-on-exec
- * must not reach a build), then execs the rest.
- */
-const PRELUDE = `
-while [ "$1" != -- ]; do
-  echo 0 > "$1" || { echo "upaas sandbox: cannot join the build's cgroup" >&2; exit 125; }
-  shift
-done
-shift
-for fd in /proc/self/fd/*; do
-  fd=\${fd##*/}
-  if [ "$fd" -gt 2 ] && [ -e "/proc/self/fd/$fd" ]; then eval "exec $fd>&-"; fi
-done
-exec "$@"
-`;
-
-/**
  * The host side of every confined command: `setpriv --pdeathsig KILL` (it
  * gets SIGKILL when the server dies, even by SIGKILL, and --kill-child takes
  * its namespace down with it), the prelude, the build's network namespace,
@@ -157,12 +138,7 @@ function confinedPrefix(confinement: Confinement, extra: string[], userNamespace
     '--pdeathsig',
     'KILL',
     '--',
-    'bash',
-    '-c',
-    PRELUDE,
-    'upaas-prelude',
-    ...confinement.cgroupProcs,
-    '--',
+    ...preludePrefix(confinement.cgroupProcs),
     ...(confinement.netns ? ['nsenter', `--net=${confinement.netns}`, '--'] : []),
     // After the network namespace is entered (the host's namespace owns it: root in the build cannot reconfigure it).
     ...(userNamespace ? userNamespacePrefix() : []),
@@ -181,8 +157,6 @@ function confinedPrefix(confinement: Confinement, extra: string[], userNamespace
   ];
   return { argv, ownLoopback };
 }
-
-export const SANDBOX_PATH = SYSTEM_PATH;
 
 export interface SandboxOptions extends Omit<RunOptions, 'cwd' | 'cleanEnv'> {
   /** Working directory inside the chroot (default /). */
@@ -231,7 +205,7 @@ export function runInSandbox(root: string, argv: readonly string[], options: San
     cleanEnv: true,
     // The host side (unshare, the setup script, mount, capsh) gets PATH and
     // the inner script only: an app's PATH or LD_PRELOAD must not steer root on the host.
-    env: { PATH: SANDBOX_PATH },
+    env: { PATH: SYSTEM_PATH },
   });
 }
 
@@ -265,6 +239,6 @@ export function runIsolatedOnHost(argv: readonly string[], options: Omit<RunOpti
   return run('setpriv', [...prefix.argv, '/bin/sh', '-c', HOST_SETUP, 'upaas-host', jail.resolvConf ?? '', prefix.ownLoopback ? 'lo' : '', ...argv], {
     ...options,
     cleanEnv: true,
-    env: { PATH: SANDBOX_PATH, ...options.env },
+    env: { PATH: SYSTEM_PATH, ...options.env },
   });
 }

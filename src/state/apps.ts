@@ -15,6 +15,13 @@ export interface DeletedRepo {
   packages: number;
 }
 
+/** What forgetting an app returns: its tombstone, and what of its files the caller removes. */
+export interface Forgotten {
+  tombstone: DeletedRepo;
+  storageKeys: string[];
+  buildIds: number[];
+}
+
 export class Apps {
   constructor(
     private readonly db: Db,
@@ -23,10 +30,11 @@ export class Apps {
 
   /**
    * Removes every record of `app` in one transaction and returns the storage
-   * keys of its packages (the caller deletes those objects). Refused with a
+   * keys of its packages and its build ids (the caller deletes those objects
+   * and log files). Refused with a
    * BusyError while a build of the app runs.
    */
-  forget(app: string, by: string | null): { tombstone: DeletedRepo; storageKeys: string[]; buildIds: number[] } {
+  forget(app: string, by: string | null): Forgotten {
     return this.db
       .transaction(() => {
         const live = this.builds.liveFor(app);

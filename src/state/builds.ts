@@ -87,8 +87,8 @@ export class Builds {
     return this.db
       .transaction(() => {
         this.db.prepare('INSERT OR IGNORE INTO apps (name, created_at) VALUES (?, ?)').run(app, now);
-        const [live] = this.reap(this.running(app)).live;
-        if (live) throw new BusyError(toRecord(live));
+        const live = this.liveFor(app);
+        if (live) throw new BusyError(live);
         const pid = options.pid ?? process.pid;
         const info = this.db
           .prepare(
