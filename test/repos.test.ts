@@ -39,7 +39,7 @@ describe('repo operations (core)', function () {
       id: stored.sha256, app, parent: null, fresh: true, revision: 'a'.repeat(40), author: null, date: null, description: null,
       changelog: [], interpreter: { type: 'static', version: 'any' }, bytes: stored.bytes, storageKey: stored.key,
       compression: 'zstd', createdAt: new Date().toISOString(), metadata: {}, buildId: build.id,
-    });
+    }, null);
     state.builds.finish(build.id, { status: 'succeeded', packageId: stored.sha256, log: 'log' });
     mkdirSync(join(config.paths.state, 'logs', app), { recursive: true });
     writeFileSync(join(config.paths.state, 'logs', app, `${build.id}.log`), 'log');

@@ -5,11 +5,12 @@
  * when build() returns, whatever happened; only a complete build changes the
  * app's current package.
  */
-import { mkdir, mkdtemp } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { mkdir, mkdtemp, statfs } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { appSettings } from '../config/config.ts';
 import type { Services as AllServices } from '../core/services.ts';
 import { RepoError, changelog, commitInfo, repoPath, resolveRevision } from '../git/repos.ts';
-import { loadMetadata } from '../metadata/metadata.ts';
+import { MAX_ENV_BYTES, envBytes, envBytesOf, loadMetadata } from '../metadata/metadata.ts';
 import { type BuildContext, failOnLimit } from './context.ts';
 import { BuildError, asBuildError, cancelledError, systemError, userError } from './errors.ts';
 import { BuildLog, failureLine, formatBytes, hiddenPaths } from './log.ts';
@@ -39,6 +40,12 @@ export interface BuildRequest {
   /** Called once the build has its number. */
   onStart?: (buildId: number) => void;
   signal?: AbortSignal;
+  /**
+   * The bare repo to build from instead of the app's own (server-made only,
+   * never from user input): a pre-receive build reads the pushed objects
+   * before the ref moves.
+   */
+  sourceRepo?: string;
 }
 
 export interface BuildTimings {
@@ -62,7 +69,7 @@ export async function build(services: Services, request: BuildRequest): Promise<
   const timings = (): BuildTimings => ({ totalMs: performance.now() - started, commandMs: stats.commandMs });
   let repo: string;
   try {
-    repo = repoPath(config.paths.repos, request.app);
+    repo = request.sourceRepo ?? repoPath(config.paths.repos, request.app);
   } catch (error) {
     const failure = userError((error as Error).message);
     sink(failureLine(failure));
@@ -78,14 +85,22 @@ export async function build(services: Services, request: BuildRequest): Promise<
   ];
   const log = new BuildLog(sink, join(config.paths.state, 'logs', request.app, `${record.id}.log`), config.builder.logsize * 1024 * 1024, hiddenPaths(folders));
   log.step(`Build ${record.id} of ${request.app}${request.fresh ? ' (fresh)' : ''}`);
+  // builder.timelimit bounds the whole build: past it, every step's programs get the same abort as a cancel.
+  const limit = config.builder.timelimit;
+  const overtime = AbortSignal.timeout(limit * 1000);
+  const signal = request.signal ? AbortSignal.any([request.signal, overtime]) : overtime;
   try {
-    const pkg = await runBuild(services, request, repo, record.id, log, stats);
+    const pkg = await runBuild(services, { ...request, signal }, repo, record.id, log, stats);
     log.step(`Package ${pkg.id} (${formatBytes(pkg.bytes)}) is now current for ${request.app}`);
     state.builds.finish(record.id, { status: 'succeeded', packageId: pkg.id, log: log.text() });
     return { ok: true, buildId: record.id, package: pkg, timings: timings() };
   } catch (thrown) {
-    // Once cancelled, whatever failed (a killed tar, a command, a check) failed for that reason.
-    const error = request.signal?.aborted ? cancelledError() : asBuildError(thrown);
+    // Once cancelled or over time, whatever failed (a killed tar, a command, a check) failed for that reason.
+    const error = request.signal?.aborted
+      ? cancelledError()
+      : overtime.aborted
+        ? userError(`the build took longer than builder.timelimit (${limit} s) and was stopped`)
+        : asBuildError(thrown);
     log.failure(error);
     state.builds.finish(record.id, { status: 'failed', errorKind: error.kind, errorMessage: log.hide(error.message), log: log.text() });
     return { ok: false, buildId: record.id, error, timings: timings() };
@@ -121,19 +136,26 @@ async function runBuild(
   let revision: string;
   try {
     // The deploy branch by its full name: a tag that a writer named like the branch must not win.
-    revision = await resolveRevision(repo, request.revision ?? `refs/heads/${config.apps.branch}`);
+    revision = await resolveRevision(repo, request.revision ?? `refs/heads/${appSettings(config, app).branch}`);
   } catch (error) {
     if (error instanceof RepoError) throw userError(error.message);
     throw error;
   }
   state.builds.update(buildId, { revision });
-  const metadata = await loadMetadata(repo, revision, config.apps.metadata);
+  const settings = appSettings(config, app);
+  const metadata = await loadMetadata(repo, revision, settings.metadata);
   const current = state.packages.current(app);
+  // Retention keeps what a running build starts from.
+  state.builds.update(buildId, { basePackage: current?.id ?? null });
+  const configVars = state.configVars.get(app);
   // Problems found in the metadata here name the file and the revision like the schema's do.
-  const source = `${config.apps.metadata} at ${revision.slice(0, 12)}`;
+  const source = `${settings.metadata} at ${revision.slice(0, 12)}`;
   inMetadata(source, () => {
-    for (const key of Object.keys(metadata.files)) fileTarget(config.apps.home, key);
+    for (const key of Object.keys(metadata.files)) fileTarget(settings.home, key);
   });
+  if (envBytes(metadata) + envBytesOf(configVars) > MAX_ENV_BYTES) {
+    throw userError(`the metadata's env and the app's config vars take more than ${MAX_ENV_BYTES / 1024} KiB together; make them smaller`);
+  }
   const choose = () => chooseInterpreter(config, metadata, current?.interpreter ?? null, request.interpreterVersion);
   // A version asked for with --interpreter / -o interpreter= is the request's, not the metadata's.
   const chosen = request.interpreterVersion === undefined ? inMetadata(source, choose) : choose();
@@ -142,13 +164,14 @@ async function runBuild(
     log.step(`Building a fresh package: ${chosen.mustBeFresh}`);
     fresh = true;
   }
-  state.builds.update(buildId, { fresh });
+  state.builds.update(buildId, { fresh, ...(fresh ? { basePackage: null } : {}) });
   const plan = makePlan(config, metadata, chosen.interpreter);
   const commit = await commitInfo(repo, revision);
   log.step(`Revision ${revision.slice(0, 12)}: ${commit.subject} (${commit.author})`);
   log.step(`Interpreter ${plan.interpreter.type} ${plan.interpreter.version}; ${fresh ? 'fresh package from the system image' : `based on package ${current?.id.slice(0, 12)}`}`);
 
   await mkdir(config.paths.workdir, { recursive: true });
+  await ensureFreeSpace(config, storage.hostFolders);
   const tmp = await mkdtemp(join(config.paths.workdir, `${app}-${buildId}-`));
   // The jail (cgroup, volume, network) and the temp folder go whatever happens, the jail first.
   const cleanup = new Cleanup();
@@ -160,6 +183,8 @@ async function runBuild(
       ...services,
       log,
       app,
+      settings,
+      configVars,
       repo,
       revision,
       buildId,
@@ -188,7 +213,8 @@ async function runBuild(
     const pkg: PackageRecord = {
       id: stored.sha256,
       app,
-      parent: current?.id ?? null,
+      // What the build started from: nothing for a fresh package.
+      parent: fresh ? null : (current?.id ?? null),
       fresh,
       revision,
       author: commit.author,
@@ -203,9 +229,10 @@ async function runBuild(
       metadata,
       buildId,
       current: true,
+      file: true,
     };
     try {
-      state.packages.addAsCurrent(pkg);
+      state.packages.addAsCurrent(pkg, request.requestedBy ?? null);
     } catch (error) {
       await storage.delete(stored.key).catch(() => undefined);
       throw error;
@@ -225,6 +252,34 @@ async function confine(config: Services['config'], tmp: string, cleanup: Cleanup
     return await Jail.open(tmp, { network, blocked, limits, workers, stateDir: config.paths.state, name: basename(tmp) }, cleanup);
   } catch (error) {
     throw systemError(`cannot confine the build (builder.network, builder.limits): ${(error as Error).message}`, { cause: error });
+  }
+}
+
+const GIB = 1024 ** 3;
+
+/**
+ * Refuses to start a build when less than builder.min_free GiB is free under
+ * the workdir or a storage folder: a system error that names the folder (the
+ * log shows it by its role) and what is free.
+ */
+async function ensureFreeSpace(config: Services['config'], storageFolders: readonly string[]): Promise<void> {
+  const wanted = config.builder.min_free;
+  if (wanted === 0) return;
+  for (const folder of [config.paths.workdir, ...storageFolders]) {
+    const stats = await statfsNearest(folder);
+    if (!stats) continue;
+    const free = stats.bavail * stats.bsize;
+    if (free < wanted * GIB) {
+      throw systemError(`only ${formatBytes(free)} is free under ${folder}, less than builder.min_free (${wanted} GiB); the build did not start`);
+    }
+  }
+}
+
+/** statfs of `folder`, or of its nearest existing parent (storage folders appear with their first object). */
+async function statfsNearest(folder: string) {
+  for (let at = folder; ; at = dirname(at)) {
+    const stats = await statfs(at).catch(() => null);
+    if (stats || dirname(at) === at) return stats;
   }
 }
 

@@ -3,7 +3,7 @@
  * run commands in the build's chroot that turns a failure into the right kind
  * of error.
  */
-import type { Config } from '../config/config.ts';
+import type { AppSettings, Config } from '../config/config.ts';
 import type { Metadata } from '../metadata/metadata.ts';
 import { describeEnd } from '../process/run.ts';
 import type { Jail } from '../sandbox/jail.ts';
@@ -21,6 +21,10 @@ export interface BuildContext {
   storage: StorageHandler;
   log: BuildLog;
   app: string;
+  /** The app's settings: apps.*, with its apps.per_app overrides. */
+  settings: AppSettings;
+  /** The app's config vars (`config set`): its own actions see them, nothing else does. */
+  configVars: Record<string, string>;
   /** The app's bare repo on the host. */
   repo: string;
   revision: string;
@@ -42,19 +46,20 @@ export interface BuildContext {
 
 /**
  * Environment of the setup actions. The app's actions (before, main, after)
- * see the admin's env and settings overridden by the metadata's; the
- * admin-only ones (system, interpreter, finalize) see the admin's alone.
+ * see the admin's env and settings overridden by the metadata's, and over
+ * those the app's config vars; the admin-only ones (system, interpreter,
+ * finalize) see the admin's alone. The builder's own variables win over all.
  */
 export function actionEnv(ctx: BuildContext, whose: 'app' | 'admin'): Record<string, string> {
   const admin = whose === 'admin';
   const env: Record<string, string> = {
     LANG: 'C.UTF-8',
-    ...(admin ? ctx.plan.adminEnv : ctx.plan.env),
-    HOME: ctx.config.apps.home,
+    ...(admin ? ctx.plan.adminEnv : { ...ctx.plan.env, ...ctx.configVars }),
+    HOME: ctx.settings.home,
     UPAAS_APP: ctx.app,
-    UPAAS_APP_HOME: ctx.config.apps.home,
+    UPAAS_APP_HOME: ctx.settings.home,
     UPAAS_REVISION: ctx.revision,
-    UPAAS_BRANCH: ctx.config.apps.branch,
+    UPAAS_BRANCH: ctx.settings.branch,
     UPAAS_INTERPRETER: ctx.plan.interpreter.type,
     UPAAS_INTERPRETER_VERSION: ctx.plan.interpreter.version,
     UPAAS_INTERPRETER_SETTINGS: JSON.stringify(admin ? ctx.plan.adminSettings : ctx.plan.settings),

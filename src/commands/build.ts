@@ -1,5 +1,6 @@
 /** `upaas build APP [--fresh] [--rev REV] [--interpreter VERSION]`: builds a package and streams its log. */
-import { type BuildOutcome, build } from '../builder/builder.ts';
+import type { BuildOutcome } from '../builder/builder.ts';
+import { runBuild } from '../core/builds.ts';
 import { exitCodeFor } from '../builder/errors.ts';
 import { VERSION } from '../config/patterns.ts';
 import { UsageError, defineCommand } from './command.ts';
@@ -25,7 +26,7 @@ export const buildCommand = defineCommand({
       outcome = await new Promise((resolve) => queue.request(request, { line: onLine, done: resolve }));
       if (outcome === null) return 2;
     } else {
-      outcome = await build(all, { ...request, onLine, signal: io.signal });
+      outcome = await runBuild(all, { ...request, onLine, signal: io.signal });
     }
     return outcome.ok ? 0 : exitCodeFor(outcome.error.kind);
   },

@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
-import { build } from '../builder/builder.ts';
+import { runBuild } from '../core/builds.ts';
 import { exitCodeFor } from '../builder/errors.ts';
 import { createRepo } from '../git/repos.ts';
 import { capture } from '../process/run.ts';
@@ -27,7 +27,7 @@ export const exampleCommand = defineCommand({
     const repo = await createRepo(config.paths.repos, 'example', config.apps.branch);
     await commitDirectory(EXAMPLE_DIR, repo, config.apps.branch);
     io.out(`-----> example app committed to ${repo}; building it (the first build bootstraps the system image)\n`);
-    const outcome = await build(all, { app: 'example', fresh: values.fresh, requestedBy: 'npm run example', onLine: (line) => io.out(`${line}\n`) });
+    const outcome = await runBuild(all, { app: 'example', fresh: values.fresh, requestedBy: 'npm run example', onLine: (line) => io.out(`${line}\n`) });
     if (outcome.ok) io.out(`\nSee it with: npx upaas packages example\n`);
     return outcome.ok ? 0 : exitCodeFor(outcome.error.kind);
   },

@@ -19,6 +19,7 @@ import {
   PACKAGE_NAME,
   PACKAGE_TEXT,
   RELATIVE_FILE,
+  REPO_NAME,
   USER_OR_ID,
   VERSION_KEY,
   VERSION_TEXT,
@@ -27,12 +28,14 @@ import {
   type Infer,
   ValidationError,
   anything,
+  boolean,
   commands,
   defaulted,
   integer,
   list,
   object,
   oneOf,
+  partial,
   record,
   scalarText,
   string,
@@ -45,6 +48,21 @@ import { loadYamlFile } from './yaml.ts';
 const envMap = () => withDefault(record(scalarText(), { keyPattern: ENV_NAME, keyText: ENV_TEXT }), {});
 const packageList = () => withDefault(list(string({ pattern: PACKAGE_NAME, patternText: PACKAGE_TEXT })), []);
 const action = () => withDefault(commands(), []);
+
+/**
+ * The settings of an app: `apps.*`, which `apps.per_app.APP` may override key
+ * by key (appSettings gives the merged view).
+ */
+const appShape = {
+  uid: withDefault(scalarText({ pattern: USER_OR_ID, patternText: 'a user name or numeric id' }), 'www-data'),
+  gid: withDefault(scalarText({ pattern: USER_OR_ID, patternText: 'a group name or numeric id' }), 'www-data'),
+  home: withDefault(string({ pattern: ABSOLUTE_PATH, patternText: 'an absolute path like "/home/app"' }), '/home/app'),
+  branch: withDefault(string({ pattern: BRANCH, patternText: 'a branch name like "main"' }), 'main'),
+  metadata: withDefault(string({ pattern: RELATIVE_FILE, patternText: 'a path inside the repository' }), '.upaas.yml'),
+  packages_per_app: withDefault(integer({ min: 2 }), 5),
+  builds_per_app: withDefault(integer({ min: 1 }), 50),
+  reject_failed_builds: withDefault(boolean(), false),
+};
 
 const interpreterVersionSchema = defaulted(
   object({
@@ -83,6 +101,8 @@ export const configSchema = object({
       level: withDefault(integer({ min: 1, max: 19 }), 3),
       workers: withDefault(integer({ min: 1, max: 64 }), 2),
       grace: withDefault(integer({ min: 0 }), 120),
+      timelimit: withDefault(integer({ min: 1 }), 3600),
+      min_free: withDefault(integer({ min: 0 }), 2),
       logsize: withDefault(integer({ min: 1, max: 256 }), 8),
       network: withDefault(oneOf(['isolated', 'none', 'host']), 'isolated'),
       blocked: withDefault(list(string({ pattern: NETWORK, patternText: NETWORK_TEXT })), []),
@@ -156,11 +176,8 @@ export const configSchema = object({
   ),
   apps: defaulted(
     object({
-      uid: withDefault(scalarText({ pattern: USER_OR_ID, patternText: 'a user name or numeric id' }), 'www-data'),
-      gid: withDefault(scalarText({ pattern: USER_OR_ID, patternText: 'a group name or numeric id' }), 'www-data'),
-      home: withDefault(string({ pattern: ABSOLUTE_PATH, patternText: 'an absolute path like "/home/app"' }), '/home/app'),
-      branch: withDefault(string({ pattern: BRANCH, patternText: 'a branch name like "main"' }), 'main'),
-      metadata: withDefault(string({ pattern: RELATIVE_FILE, patternText: 'a path inside the repository' }), '.upaas.yml'),
+      ...appShape,
+      per_app: withDefault(record(partial(appShape), { keyPattern: REPO_NAME, keyText: 'a repository name' }), {}),
     }),
   ),
   interpreters: defaulted(
@@ -191,6 +208,14 @@ export type Config = Infer<typeof configSchema> & {
   /** The file the config came from (null: embedded defaults only). */
   file: string | null;
 };
+/** One app's settings: apps.*, overridden by apps.per_app.APP. */
+export type AppSettings = Omit<Config['apps'], 'per_app'>;
+
+export function appSettings(config: Config, app: string): AppSettings {
+  const { per_app: perApp, ...global } = config.apps;
+  return { ...global, ...Object.fromEntries(Object.entries(perApp[app] ?? {}).filter(([, value]) => value !== undefined)) };
+}
+
 export type InterpreterVersionConfig = Infer<typeof interpreterVersionSchema>;
 
 /** Which config file to load: -c FILE, else UPAAS_CONFIG, else ./upaas.yml. */

@@ -23,3 +23,6 @@ export const RELATIVE_FILE = /^(?!\/)(?!.*(^|\/)\.\.?(\/|$))[^\0]+$/;
 /** An IPv4 or IPv6 network: an address with an optional /prefix (checked with net.isIP after the pattern). */
 export const NETWORK = /^([0-9.]+|[0-9A-Fa-f:]+)(\/[0-9]{1,3})?$/;
 export const NETWORK_TEXT = 'an address or network like "10.0.0.0/8" or "fd00::/8"';
+
+/** An app (repository) name as repoNameFrom keeps it; that function adds the rest of the rules. */
+export const REPO_NAME = /^[a-z0-9][a-z0-9._-]*$/;

@@ -101,6 +101,17 @@ export function integer(options: { min?: number; max?: number } = {}): Schema<nu
   };
 }
 
+export function boolean(): Schema<boolean> {
+  const expected = 'true or false';
+  return {
+    expected,
+    parse(value, path, ctx) {
+      if (typeof value === 'boolean') return value;
+      return mismatch(ctx, path, expected, value, false);
+    },
+  };
+}
+
 /** A scalar written as text: strings as they are, numbers and booleans as YAML wrote them. */
 export function scalarText(options: { pattern?: RegExp; patternText?: string } = {}): Schema<string> {
   const expected = options.patternText ?? 'a string';
@@ -208,6 +219,30 @@ export function object<S extends Shape, R>(
     parse(value, path, ctx) {
       if (!isMapping(value)) return mismatch(ctx, path, expected, value, build({}, path, new Context()));
       return build(value, path, ctx);
+    },
+  };
+}
+
+/**
+ * The keys of `shape`, each optional and without its default: an override
+ * mapping where only what is given counts (absent keys are left out).
+ */
+export function partial<S extends Shape>(shape: S): Schema<Partial<ObjectOf<S>>> {
+  const expected = 'a mapping';
+  return {
+    expected,
+    parse(value, path, ctx) {
+      if (!isMapping(value)) return mismatch(ctx, path, expected, value, {});
+      const out: Record<string, unknown> = {};
+      for (const [key, entry] of Object.entries(value)) {
+        const schema = shape[key];
+        if (!schema) {
+          ctx.report(child(path, key), `unknown key (known keys: ${Object.keys(shape).join(', ')})`);
+          continue;
+        }
+        if (entry !== undefined && entry !== null) out[key] = schema.parse(entry, child(path, key), ctx);
+      }
+      return out as Partial<ObjectOf<S>>;
     },
   };
 }

@@ -8,10 +8,10 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { join, relative, resolve, sep } from 'node:path';
+import { REPO_NAME } from '../config/patterns.ts';
 import { capture, captureBytes } from '../process/run.ts';
 import type { ChangelogEntry } from '../state/packages.ts';
 
-export const REPO_NAME = /^[a-z0-9][a-z0-9._-]*$/;
 
 /**
  * A repo being deleted is first renamed to ".deleted-NAME-RANDOM" (no name a

@@ -88,10 +88,14 @@ function expandedBytes(value: unknown, limit: number): number {
   return total;
 }
 
+/** The bytes variables take in an environment ("KEY=VALUE" and its end). */
+export function envBytesOf(env: Record<string, string>): number {
+  return Object.entries(env).reduce((sum, [key, value]) => sum + Buffer.byteLength(key) + Buffer.byteLength(value) + 2, 0);
+}
+
 /** The environment bytes an app's metadata adds to its actions. */
-function envBytes(metadata: Metadata): number {
-  const entries = [...Object.entries(metadata.env), ...Object.entries(metadata.repository.env)];
-  return entries.reduce((sum, [key, value]) => sum + key.length + value.length + 2, 0) + JSON.stringify(metadata.interpreter.settings).length;
+export function envBytes(metadata: Metadata): number {
+  return envBytesOf(metadata.env) + envBytesOf(metadata.repository.env) + JSON.stringify(metadata.interpreter.settings).length;
 }
 
 /** Reads and validates the metadata file of `revision`; any problem is a user error. */

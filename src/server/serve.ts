@@ -6,9 +6,9 @@
  */
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { build } from '../builder/builder.ts';
 import { sweepInterrupted } from '../builder/sweep.ts';
 import type { Config } from '../config/config.ts';
+import { runBuild } from '../core/builds.ts';
 import { GitSlots } from '../core/git-slots.ts';
 import { sweepDeletions } from '../core/repos.ts';
 import { BuildQueue } from '../core/queue.ts';
@@ -49,7 +49,7 @@ export async function startServer(base: Services): Promise<RunningServer> {
   await sweepInterrupted(config, state, log);
   await sweepDeletions(base, log);
   for (const path of await storage.sweep()) log(`upaas: removed ${path}, left half-written by a storage write that was interrupted`);
-  const queue = new BuildQueue((request) => build(base, request), config.builder.workers);
+  const queue = new BuildQueue((request) => runBuild(base, request), config.builder.workers);
   const services: Services = { ...base, queue };
   const hookDir = join(config.paths.state, 'hooks');
   await rm(hookDir, { recursive: true, force: true });

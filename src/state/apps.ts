@@ -43,6 +43,8 @@ export class Apps {
           (row) => row.storage_key,
         );
         const buildIds = (this.db.prepare('SELECT id FROM builds WHERE app = ?').all(app) as { id: number }[]).map((row) => row.id);
+        this.db.prepare('DELETE FROM releases WHERE app = ?').run(app);
+        this.db.prepare('DELETE FROM config_vars WHERE app = ?').run(app);
         const packages = this.db.prepare('DELETE FROM packages WHERE app = ?').run(app).changes;
         const builds = this.db.prepare('DELETE FROM builds WHERE app = ?').run(app).changes;
         this.db.prepare('DELETE FROM access WHERE repo = ?').run(app);
@@ -61,9 +63,10 @@ export class Apps {
     const row = this.db
       .prepare(
         `SELECT EXISTS (SELECT 1 FROM builds WHERE app = ?) OR EXISTS (SELECT 1 FROM packages WHERE app = ?)
-           OR EXISTS (SELECT 1 FROM access WHERE repo = ?) OR EXISTS (SELECT 1 FROM apps WHERE name = ?) AS known`,
+           OR EXISTS (SELECT 1 FROM access WHERE repo = ?) OR EXISTS (SELECT 1 FROM apps WHERE name = ?)
+           OR EXISTS (SELECT 1 FROM config_vars WHERE app = ?) AS known`,
       )
-      .get(app, app, app, app) as { known: number };
+      .get(app, app, app, app, app) as { known: number };
     return row.known === 1;
   }
 
@@ -71,7 +74,7 @@ export class Apps {
   names(): string[] {
     return (
       this.db
-        .prepare('SELECT name FROM apps UNION SELECT app FROM builds UNION SELECT app FROM packages UNION SELECT repo FROM access ORDER BY 1')
+        .prepare('SELECT name FROM apps UNION SELECT app FROM builds UNION SELECT app FROM packages UNION SELECT repo FROM access UNION SELECT app FROM config_vars ORDER BY 1')
         .all() as { name: string }[]
     ).map((row) => row.name);
   }

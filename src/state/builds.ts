@@ -135,9 +135,61 @@ export class Builds {
     return { live, stale };
   }
 
-  update(id: number, fields: { revision?: string; fresh?: boolean }): void {
+  /** `basePackage` / `baseImage`: what the build starts from, which retention keeps while it runs. */
+  update(id: number, fields: { revision?: string; fresh?: boolean; basePackage?: string | null; baseImage?: string | null }): void {
     if (fields.revision !== undefined) this.db.prepare('UPDATE builds SET revision = ? WHERE id = ?').run(fields.revision, id);
     if (fields.fresh !== undefined) this.db.prepare('UPDATE builds SET fresh = ? WHERE id = ?').run(fields.fresh ? 1 : 0, id);
+    if (fields.basePackage !== undefined) this.db.prepare('UPDATE builds SET base_package = ? WHERE id = ?').run(fields.basePackage, id);
+    if (fields.baseImage !== undefined) this.db.prepare('UPDATE builds SET base_image = ? WHERE id = ?').run(fields.baseImage, id);
+  }
+
+  /** What live builds start from: package ids and image storage keys that must stay. */
+  liveBases(): { packages: Set<string>; images: Set<string> } {
+    const rows = this.db.prepare(`SELECT pid, owner, base_package, base_image FROM builds WHERE status = 'running'`).all() as {
+      pid: number | null;
+      owner: string | null;
+      base_package: string | null;
+      base_image: string | null;
+    }[];
+    const live = rows.filter(alive);
+    return {
+      packages: new Set(live.flatMap((row) => (row.base_package ? [row.base_package] : []))),
+      images: new Set(live.flatMap((row) => (row.base_image ? [row.base_image] : []))),
+    };
+  }
+
+  /**
+   * Deletes the stored log text of `app`'s finished builds older than its
+   * newest `keep` builds, and returns their ids (the caller removes their log
+   * files); the records stay, marked.
+   */
+  pruneLogs(app: string, keep: number): number[] {
+    return this.db
+      .transaction(() => {
+        const ids = (
+          this.db
+            .prepare(
+              `SELECT id FROM builds WHERE app = ? AND status <> 'running' AND log_deleted_at IS NULL
+                 AND id NOT IN (SELECT id FROM builds WHERE app = ? ORDER BY id DESC LIMIT ?)`,
+            )
+            .all(app, app, keep) as { id: number }[]
+        ).map((row) => row.id);
+        const now = new Date().toISOString();
+        for (const id of ids) this.db.prepare('UPDATE builds SET log = NULL, log_deleted_at = ? WHERE id = ?').run(now, id);
+        return ids;
+      })
+      .immediate();
+  }
+
+  /** Whether retention deleted the log of build `id`. */
+  logDeleted(id: number): boolean {
+    const row = this.db.prepare('SELECT log_deleted_at FROM builds WHERE id = ?').get(id) as { log_deleted_at: string | null } | undefined;
+    return row?.log_deleted_at != null;
+  }
+
+  /** Every build of every app (the doctor's view). */
+  everyRunning(): BuildRecord[] {
+    return (this.db.prepare(`SELECT ${COLUMNS} FROM builds WHERE status = 'running'`).all() as BuildRow[]).map(toRecord);
   }
 
   finish(

@@ -90,6 +90,35 @@ const MIGRATIONS: string[] = [
      builds INTEGER NOT NULL,
      packages INTEGER NOT NULL
    );`,
+  // 5: day two. Releases (each change of an app's current package), package
+  // files and build logs that retention deleted (their records stay), what
+  // each build started from (retention keeps it), and the apps' config vars.
+  `CREATE TABLE releases (
+     app TEXT NOT NULL REFERENCES apps(name),
+     version INTEGER NOT NULL,
+     package TEXT NOT NULL,
+     kind TEXT NOT NULL CHECK (kind IN ('build', 'rollback')),
+     created_by TEXT,
+     created_at TEXT NOT NULL,
+     build_id INTEGER,
+     PRIMARY KEY (app, version)
+   );
+   INSERT INTO releases (app, version, package, kind, created_by, created_at, build_id)
+     SELECT a.name, 1, a.current_package, 'build', b.requested_by, p.created_at, p.build_id
+     FROM apps a JOIN packages p ON p.app = a.name AND p.id = a.current_package
+     LEFT JOIN builds b ON b.id = p.build_id;
+   ALTER TABLE packages ADD COLUMN file_deleted_at TEXT;
+   ALTER TABLE builds ADD COLUMN log_deleted_at TEXT;
+   ALTER TABLE builds ADD COLUMN base_package TEXT;
+   ALTER TABLE builds ADD COLUMN base_image TEXT;
+   CREATE TABLE config_vars (
+     app TEXT NOT NULL,
+     name TEXT NOT NULL,
+     value TEXT NOT NULL,
+     updated_at TEXT NOT NULL,
+     updated_by TEXT,
+     PRIMARY KEY (app, name)
+   );`,
 ];
 
 export function openDb(stateDir: string): Db {

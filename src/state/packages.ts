@@ -1,5 +1,6 @@
 /** Package records and each app's current package. */
 import type { Db } from './db.ts';
+import { type ReleaseRecord, Releases } from './releases.ts';
 
 export interface ChangelogEntry {
   revision: string;
@@ -26,6 +27,16 @@ export interface PackageRecord {
   metadata: unknown;
   buildId: number | null;
   current: boolean;
+  /** Whether its archive is still stored (retention or `packages delete` may have removed it; the record stays). */
+  file: boolean;
+}
+
+/** Why a package cannot become current again. */
+export class PackageStateError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PackageStateError';
+  }
 }
 
 interface PackageRow {
@@ -47,6 +58,7 @@ interface PackageRow {
   metadata: string;
   build_id: number | null;
   current: number;
+  file_deleted_at: string | null;
 }
 
 const SELECT = `SELECT p.*, (a.current_package = p.id) AS current FROM packages p JOIN apps a ON a.name = p.app`;
@@ -69,14 +81,19 @@ const toRecord = (row: PackageRow): PackageRecord => ({
   metadata: JSON.parse(row.metadata) as unknown,
   buildId: row.build_id,
   current: row.current === 1,
+  file: row.file_deleted_at === null,
 });
 
 export class Packages {
-  constructor(private readonly db: Db) {}
+  private readonly releases: Releases;
 
-  /** Records a package and makes it the app's current one, in one transaction. */
-  addAsCurrent(pkg: Omit<PackageRecord, 'current'>): void {
-    this.db
+  constructor(private readonly db: Db) {
+    this.releases = new Releases(db);
+  }
+
+  /** Records a built package and makes it the app's current one as a new release, in one transaction. */
+  addAsCurrent(pkg: Omit<PackageRecord, 'current' | 'file'>, by: string | null): ReleaseRecord {
+    return this.db
       .transaction(() => {
         this.db.prepare('INSERT OR IGNORE INTO apps (name, created_at) VALUES (?, ?)').run(pkg.app, pkg.createdAt);
         this.db
@@ -104,9 +121,52 @@ export class Packages {
             JSON.stringify(pkg.metadata),
             pkg.buildId,
           );
-        this.db.prepare('UPDATE apps SET current_package = ? WHERE name = ?').run(pkg.id, pkg.app);
+        return this.releases.makeCurrent(pkg.app, pkg.id, { kind: 'build', by, build: pkg.buildId, at: pkg.createdAt });
       })
       .immediate();
+  }
+
+  /**
+   * Makes a kept package current again as a new release (a rollback);
+   * refused with a PackageStateError when its file is gone or it is current.
+   */
+  rollBack(app: string, id: string, by: string | null): ReleaseRecord {
+    return this.db
+      .transaction(() => {
+        const pkg = this.get(app, id);
+        if (!pkg) throw new PackageStateError(`${app} has no package ${id}`);
+        if (pkg.current) throw new PackageStateError(`package ${id.slice(0, 12)} is already the current package of ${app}`);
+        if (!pkg.file) throw new PackageStateError(`the file of package ${id.slice(0, 12)} of ${app} was deleted; it cannot become current again`);
+        return this.releases.makeCurrent(app, id, { kind: 'rollback', by, build: null, at: new Date().toISOString() });
+      })
+      .immediate();
+  }
+
+  /**
+   * Marks a package's file deleted, unless it is (now) current or one of
+   * `keep`; true when marked, and the caller then deletes the stored object.
+   * Marking first means a crash in between leaves a stray file (the doctor
+   * finds and removes it), never a record of a file that is not there.
+   */
+  markFileDeleted(app: string, id: string, keep: ReadonlySet<string> = new Set()): boolean {
+    if (keep.has(id)) return false;
+    const result = this.db
+      .prepare(
+        `UPDATE packages SET file_deleted_at = ? WHERE app = ? AND id = ? AND file_deleted_at IS NULL
+           AND id IS NOT (SELECT current_package FROM apps WHERE name = ?)`,
+      )
+      .run(new Date().toISOString(), app, id, app);
+    return result.changes === 1;
+  }
+
+  /** The packages of `app` whose id starts with `prefix`. */
+  matching(app: string, prefix: string): PackageRecord[] {
+    return (this.db.prepare(`${SELECT} WHERE p.app = ? AND substr(p.id, 1, ?) = ?`).all(app, prefix.length, prefix) as PackageRow[]).map(toRecord);
+  }
+
+  /** Every package record of every app (the doctor checks them against storage). */
+  all(): PackageRecord[] {
+    return (this.db.prepare(`${SELECT} ORDER BY p.app, p.created_at`).all() as PackageRow[]).map(toRecord);
   }
 
   current(app: string): PackageRecord | null {

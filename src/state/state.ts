@@ -1,19 +1,25 @@
 /** The state of a server: one SQLite database with its record groups. */
 import { Apps } from './apps.ts';
 import { Builds } from './builds.ts';
+import { ConfigVars } from './config-vars.ts';
 import { type Db, openDb } from './db.ts';
 import { Packages } from './packages.ts';
+import { Releases } from './releases.ts';
 import { Users } from './users.ts';
 
 export class State {
   readonly apps: Apps;
   readonly builds: Builds;
   readonly packages: Packages;
+  readonly releases: Releases;
+  readonly configVars: ConfigVars;
   readonly users: Users;
 
   constructor(readonly db: Db) {
     this.builds = new Builds(db);
     this.packages = new Packages(db);
+    this.releases = new Releases(db);
+    this.configVars = new ConfigVars(db);
     this.users = new Users(db);
     this.apps = new Apps(db, this.builds);
   }

@@ -12,7 +12,7 @@ import { writeAppFiles } from './files.ts';
 export async function runSetupActions(ctx: BuildContext): Promise<void> {
   await writeAppFiles(ctx);
   const env = actionEnv(ctx, 'app');
-  const cwd = ctx.config.apps.home;
+  const cwd = ctx.settings.home;
   for (const name of ['before', 'main', 'after'] as const) {
     const commands = ctx.plan.actions[name];
     if (commands.length === 0) continue;
@@ -28,7 +28,7 @@ export async function runSetupActions(ctx: BuildContext): Promise<void> {
 
 /** chown -R apps.uid:apps.gid apps.home, inside the chroot (names resolve against the image's users). */
 async function handOver(ctx: BuildContext): Promise<void> {
-  const { uid, gid, home } = ctx.config.apps;
+  const { uid, gid, home } = ctx.settings;
   const result = await inChroot(ctx, ['chown', '-R', '-h', '--', `${uid}:${gid}`, home], {
     timeoutSeconds: ctx.config.commands.timelimit,
     onLine: (line) => ctx.log.output(line),

@@ -11,7 +11,7 @@ import { type BuildContext, runCommands } from '../context.ts';
 const REPO_IN_CHROOT = `${BIND_ROOT}/repo.git`;
 
 export async function checkoutApp(ctx: BuildContext): Promise<void> {
-  const { home, branch } = ctx.config.apps;
+  const { home, branch } = ctx.settings;
   const cloning = ctx.fresh || !ctx.current;
   ctx.log.step(`${cloning ? 'Cloning' : 'Updating'} app at ${ctx.revision.slice(0, 12)} into ${home}`);
   const env = {

@@ -21,7 +21,7 @@ export function fileTarget(home: string, key: string): string {
 export async function writeAppFiles(ctx: BuildContext): Promise<void> {
   const entries = Object.entries(ctx.metadata.files);
   if (entries.length === 0) return;
-  const home = ctx.config.apps.home;
+  const home = ctx.settings.home;
   ctx.log.step(`Writing ${entries.length} file${entries.length === 1 ? '' : 's'} from the metadata`);
   for (const [key, content] of entries) {
     const target = fileTarget(home, key);

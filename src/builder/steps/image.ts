@@ -21,6 +21,9 @@ import { storeTree } from './archive.ts';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
+/** The storage prefix of system images. */
+export const IMAGES = 'images';
+
 /**
  * What the admin's system and finalize actions see while the shared image is
  * built: the admin's global env only. The image serves every app, so nothing
@@ -31,8 +34,8 @@ function imageEnv(config: Config): Record<string, string> {
 }
 
 /** The image's storage key; it names a hash of what the image depends on, so a change to any of it makes a new image. */
-function imageKey(ctx: BuildContext): string {
-  const { bootstrap, commands, builder, interpreters } = ctx.config;
+export function imageKey(config: Config): string {
+  const { bootstrap, commands, builder, interpreters } = config;
   const { system, finalize } = interpreters.actions.setup;
   const recipe = JSON.stringify([
     bootstrap.commands,
@@ -41,10 +44,10 @@ function imageKey(ctx: BuildContext): string {
     commands.install,
     builder.compression,
     // Only used when there are bootstrap packages to install.
-    bootstrap.packages.length > 0 ? [system, finalize, imageEnv(ctx.config)] : null,
+    bootstrap.packages.length > 0 ? [system, finalize, imageEnv(config)] : null,
   ]);
   const hash = createHash('sha256').update(recipe).digest('hex').slice(0, 16);
-  return `images/base-${hash}.${EXTENSION[ctx.config.builder.compression]}`;
+  return `${IMAGES}/base-${hash}.${EXTENSION[builder.compression]}`;
 }
 
 export async function prepareBase(ctx: BuildContext): Promise<void> {
@@ -72,7 +75,9 @@ export async function prepareBase(ctx: BuildContext): Promise<void> {
 const imageBuilds = new Map<string, Promise<unknown>>();
 
 async function unpackImage(ctx: BuildContext): Promise<void> {
-  const key = imageKey(ctx);
+  const key = imageKey(ctx.config);
+  // Retention keeps the image a running build uses (an older key's too, until the build ends).
+  ctx.state.builds.update(ctx.buildId, { baseImage: key });
   const seen = await ctx.storage.stat(key);
   if (isFresh(ctx, seen) && (await unpackCached(ctx, key, seen))) return;
   // Missing, expired or broken: (re)build it, one build per key at a time.

@@ -1,0 +1,59 @@
+/**
+ * Retention: what a server keeps of an app, so that months of pushes do not
+ * fill its disk. After each build and rollback: package files beyond the
+ * newest apps.packages_per_app (never the current one, never one a running
+ * build starts from), logs of builds beyond the newest apps.builds_per_app,
+ * and system images that a newer image replaced (once no build uses them).
+ * Records stay, marked; only files go.
+ */
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { IMAGES, imageKey } from '../builder/steps/image.ts';
+import { appSettings } from '../config/config.ts';
+import type { Services } from './services.ts';
+
+export interface Pruned {
+  packages: string[];
+  logs: number[];
+  images: string[];
+}
+
+type Needs = Pick<Services, 'config' | 'state' | 'storage'>;
+
+/** Applies the retention of `app` (and of system images) now; returns what it deleted. */
+export async function applyRetention(services: Needs, app: string): Promise<Pruned> {
+  const { config, state, storage } = services;
+  const settings = appSettings(config, app);
+  const bases = state.builds.liveBases();
+
+  const stored = state.packages.list(app).filter((pkg) => pkg.file);
+  const keep = new Set([...stored.slice(0, settings.packages_per_app).map((pkg) => pkg.id), ...bases.packages]);
+  const packages: string[] = [];
+  for (const pkg of stored.slice(settings.packages_per_app)) {
+    // The record is marked first (and not at all if it became current meanwhile).
+    if (!state.packages.markFileDeleted(app, pkg.id, keep)) continue;
+    await storage.delete(pkg.storageKey);
+    packages.push(pkg.id);
+  }
+
+  const logs = state.builds.pruneLogs(app, settings.builds_per_app);
+  for (const id of logs) await rm(logFile(config, app, id), { force: true });
+
+  return { packages, logs, images: await pruneImages(services, bases.images) };
+}
+
+/** The log file of build `id` of `app`. */
+export const logFile = (config: Services['config'], app: string, id: number) => join(config.paths.state, 'logs', app, `${id}.log`);
+
+/** Deletes stored system images other than the current config's, once that one exists, unless a running build uses them. */
+export async function pruneImages(services: Needs, inUse: ReadonlySet<string>): Promise<string[]> {
+  const current = imageKey(services.config);
+  if (!(await services.storage.exists(current))) return [];
+  const removed: string[] = [];
+  for (const image of await services.storage.list(IMAGES)) {
+    if (image.key === current || inUse.has(image.key)) continue;
+    await services.storage.delete(image.key);
+    removed.push(image.key);
+  }
+  return removed;
+}
