@@ -130,7 +130,7 @@ describe('upaas build (fixture image)', function () {
     expect(fresh.stdout).to.include('Unpacking system image');
     let [pkg] = await world.packages(name);
     expect(pkg?.fresh).to.equal(true);
-    expect(pkg?.parent, 'the parent is the package it replaces').to.be.a('string');
+    expect(pkg?.parent, 'a fresh package starts from no package').to.equal(null);
     let root = await world.unpack(name, pkg!);
     expect(readFileSync(join(root, 'home/app/builds-seen'), 'utf8')).to.equal('x\n');
 

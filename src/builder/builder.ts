@@ -13,7 +13,7 @@ import { RepoError, changelog, commitInfo, repoPath, resolveRevision } from '../
 import { MAX_ENV_BYTES, envBytes, envBytesOf, loadMetadata } from '../metadata/metadata.ts';
 import { type BuildContext, failOnLimit } from './context.ts';
 import { BuildError, asBuildError, cancelledError, systemError, userError } from './errors.ts';
-import { BuildLog, failureLine, formatBytes, hiddenPaths } from './log.ts';
+import { BuildLog, failureLine, formatBytes, hiddenPaths, logFile } from './log.ts';
 import { chooseInterpreter, makePlan } from './plan.ts';
 import { checkoutApp } from './steps/checkout.ts';
 import { fileTarget } from './steps/files.ts';
@@ -83,7 +83,7 @@ export async function build(services: Services, request: BuildRequest): Promise<
     ['state', config.paths.state],
     ...services.storage.hostFolders.map((folder): [string, string] => ['storage', folder]),
   ];
-  const log = new BuildLog(sink, join(config.paths.state, 'logs', request.app, `${record.id}.log`), config.builder.logsize * 1024 * 1024, hiddenPaths(folders));
+  const log = new BuildLog(sink, logFile(config.paths.state, request.app, record.id), config.builder.logsize * 1024 * 1024, hiddenPaths(folders));
   log.step(`Build ${record.id} of ${request.app}${request.fresh ? ' (fresh)' : ''}`);
   // builder.timelimit bounds the whole build: past it, every step's programs get the same abort as a cancel.
   const limit = config.builder.timelimit;

@@ -6,7 +6,7 @@
  * server path (the folders of the server show as <workdir>, <state> ...).
  */
 import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { MAX_LINE_BYTES, cutNote, wholeCharacters } from '../process/lines.ts';
 import { forTerminal, lastRedraw } from '../process/terminal.ts';
 import type { BuildError } from './errors.ts';
@@ -317,6 +317,12 @@ export function formatBytes(bytes: number): string {
 }
 
 /** The server's folders a log line must not name, longest first, each with the name it shows instead. */
+/** The folder of an app's build logs in paths.state. */
+export const logFolder = (stateDir: string, app: string) => join(stateDir, 'logs', app);
+
+/** The log file of build `id` of `app`. */
+export const logFile = (stateDir: string, app: string, id: number) => join(logFolder(stateDir, app), `${id}.log`);
+
 export function hiddenPaths(folders: [name: string, path: string][]): [string, string][] {
   return folders
     .filter(([, path]) => path.length > 1)

@@ -67,14 +67,23 @@ export interface Parsed<O extends Options, P extends readonly PositionalSpec[], 
   args: Positionals<P>;
   /** The repo the access was checked on (repo:read / repo:write commands): the one name to work with. */
   repo: A extends 'repo:read' | 'repo:write' ? Repo : null;
+  /** The words after the positionals, when the command declares `rest`. */
+  rest: string[];
   /** Standard input within the declared limit. */
   input: () => Promise<string>;
+}
+
+/** Words after the positionals that a command takes as a list, e.g. "KEY=VALUE...": at least `min` of them. */
+export interface RestSpec {
+  name: string;
+  min: number;
 }
 
 export interface CommandSpec<O extends Options, P extends readonly PositionalSpec[], A extends Access> {
   name: string;
   summary: string;
   positionals: P;
+  rest?: RestSpec;
   options: O;
   /** Standard input the command reads: at most `bytes`, shown as `< what` in the usage line. */
   stdin?: { bytes: number; what: string };
@@ -89,6 +98,7 @@ export interface Command {
   usage: string;
   access: Access;
   positionals: readonly PositionalSpec[];
+  rest?: RestSpec;
   options: Options;
   stdin?: { bytes: number; what: string };
   run(invocation: Invocation, parsed: UntypedParsed): Promise<number>;
@@ -99,6 +109,7 @@ export interface UntypedParsed {
   values: Record<string, string | boolean | undefined>;
   args: Record<string, string | undefined>;
   repo: Repo | null;
+  rest: string[];
   input: () => Promise<string>;
 }
 
@@ -112,6 +123,7 @@ export function defineCommand<const O extends Options, const P extends readonly 
   const words = [
     spec.name,
     ...spec.positionals.map((p) => (p.optional ? `[${p.shown ?? p.name}]` : (p.shown ?? p.name))),
+    ...(spec.rest ? [spec.rest.min > 0 ? `${spec.rest.name}...` : `[${spec.rest.name}...]`] : []),
     ...Object.entries(spec.options).map(([name, o]) => (o.type === 'boolean' ? `[--${name}]` : `[--${name} ${o.value ?? 'VALUE'}]`)),
     ...(spec.stdin ? [`< ${spec.stdin.what}`] : []),
   ];
@@ -121,6 +133,7 @@ export function defineCommand<const O extends Options, const P extends readonly 
     usage: words.join(' '),
     access: spec.access,
     positionals: spec.positionals,
+    rest: spec.rest,
     options: spec.options,
     stdin: spec.stdin,
     // The dispatcher parsed the words against this very declaration.

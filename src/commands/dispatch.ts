@@ -85,7 +85,7 @@ export async function dispatch(argv: string[], given: Invocation): Promise<numbe
     const repo = authorize(command, invocation, parsed.repo);
     const stdin = command.stdin;
     const input = () => (stdin ? io.input(stdin.bytes) : Promise.reject(new Error(`${command.name} declares no standard input`)));
-    return await command.run(invocation, { values: parsed.values, args: parsed.args, repo, input });
+    return await command.run(invocation, { values: parsed.values, args: parsed.args, repo, rest: parsed.rest, input });
   } catch (error) {
     if (error instanceof UsageError) {
       io.err(`upaas ${command.name}: ${error.message}\nusage: ${command.usage}\n`);

@@ -8,7 +8,13 @@ import { keysAddCommand } from './keys/add.ts';
 import { keysListCommand } from './keys/list.ts';
 import { keysRemoveCommand } from './keys/remove.ts';
 import { logCommand } from './log.ts';
-import { packagesCommand } from './packages.ts';
+import { packagesCommand } from './packages/list.ts';
+import { packagesDeleteCommand } from './packages/delete.ts';
+import { releasesCommand } from './releases.ts';
+import { rollbackCommand } from './rollback.ts';
+import { configListCommand } from './config/list.ts';
+import { configSetCommand } from './config/set.ts';
+import { configUnsetCommand } from './config/unset.ts';
 import { serveCommand } from './serve.ts';
 import { reposCreateCommand } from './repos/create.ts';
 import { reposDeleteCommand } from './repos/delete.ts';
@@ -36,6 +42,12 @@ export const COMMANDS: Command[] = [
   buildsCommand,
   logCommand,
   packagesCommand,
+  packagesDeleteCommand,
+  releasesCommand,
+  rollbackCommand,
+  configListCommand,
+  configSetCommand,
+  configUnsetCommand,
   usersListCommand,
   usersAddCommand,
   usersRemoveCommand,

@@ -4,7 +4,7 @@
  * in chunks as fast as the caller reads it, never held whole for a slow one.
  */
 import { open } from 'node:fs/promises';
-import { join } from 'node:path';
+import { logFile } from '../builder/log.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { StringDecoder } from 'node:string_decoder';
 import { CommandError, UsageError, defineCommand } from './command.ts';
@@ -26,13 +26,16 @@ export const logCommand = defineCommand({
     const { config, state } = services();
     const record = wanted === undefined ? state.builds.latest(app) : state.builds.get(app, Number(wanted));
     if (!record) throw new CommandError(wanted === undefined ? `${app} has no builds` : `${app} has no build ${wanted}`);
+    if (state.builds.logDeleted(record.id)) {
+      throw new CommandError(`the log of build ${record.id} of ${app} was deleted: apps.builds_per_app keeps the logs of the newest builds`);
+    }
     const stored = state.builds.log(record.id);
     if (stored !== null) {
       await send(io, stored);
       return 0;
     }
     // Running: its log is only in its file so far; print what grows until the build ends.
-    const file = await open(join(config.paths.state, 'logs', app, `${record.id}.log`), 'r').catch(() => null);
+    const file = await open(logFile(config.paths.state, app, record.id), 'r').catch(() => null);
     if (!file) throw new CommandError(`build ${record.id} of ${app} has no log yet`);
     try {
       let position = 0;

@@ -13,6 +13,8 @@ export interface ParsedWords {
   args: Record<string, string | undefined>;
   /** The normalised value of the repo positional, if the command has one and it was given. */
   repo: string | undefined;
+  /** The words after the declared positionals (commands that declare `rest`). */
+  rest: string[];
 }
 
 export function parseWords(command: Command, words: string[]): ParsedWords {
@@ -32,7 +34,9 @@ export function parseWords(command: Command, words: string[]): ParsedWords {
   const given = parsed.positionals;
   const required = specs.filter((p) => !p.optional).length;
   if (given.length < required) throw new UsageError(`missing ${specs[given.length]?.name ?? 'argument'}`);
-  if (given.length > specs.length) throw new UsageError(`unexpected argument ${JSON.stringify(given[specs.length])}`);
+  const rest = given.slice(specs.length);
+  if (!command.rest && rest.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(rest[0])}`);
+  if (command.rest && rest.length < command.rest.min) throw new UsageError(`missing ${command.rest.name}`);
   const args: Record<string, string | undefined> = {};
   let repo: string | undefined;
   for (const [index, spec] of specs.entries()) {
@@ -43,5 +47,5 @@ export function parseWords(command: Command, words: string[]): ParsedWords {
     }
     args[spec.name] = value;
   }
-  return { values: parsed.values as ParsedWords['values'], args, repo };
+  return { values: parsed.values as ParsedWords['values'], args, repo, rest };
 }

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { readdir, rename, rm, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { branches, createRepo, existingRepoPath, isRepoName, listRepos, repoNameFrom, trashName, trashedApp } from '../git/repos.ts';
+import { logFile, logFolder } from '../builder/log.ts';
 import { removeTree } from '../sandbox/mounts.ts';
 import { BusyError } from '../state/builds.ts';
 import type { DeletedRepo, Forgotten } from '../state/apps.ts';
@@ -64,8 +65,8 @@ export async function deleteRepository(services: Services, name: string, by: str
  */
 async function removeFiles(services: Pick<Services, 'config' | 'storage'>, app: string, forgotten: Forgotten): Promise<void> {
   for (const key of forgotten.storageKeys) await services.storage.delete(key);
-  const logs = join(services.config.paths.state, 'logs', app);
-  for (const id of forgotten.buildIds) await rm(join(logs, `${id}.log`), { force: true });
+  const logs = logFolder(services.config.paths.state, app);
+  for (const id of forgotten.buildIds) await rm(logFile(services.config.paths.state, app, id), { force: true });
   await rmdir(logs).catch(() => undefined);
 }
 

@@ -7,8 +7,8 @@
  * Records stay, marked; only files go.
  */
 import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
-import { IMAGES, imageKey } from '../builder/steps/image.ts';
+import { logFile } from '../builder/log.ts';
+import { imageKey } from '../builder/steps/image.ts';
 import { appSettings } from '../config/config.ts';
 import type { Services } from './services.ts';
 
@@ -37,22 +37,24 @@ export async function applyRetention(services: Needs, app: string): Promise<Prun
   }
 
   const logs = state.builds.pruneLogs(app, settings.builds_per_app);
-  for (const id of logs) await rm(logFile(config, app, id), { force: true });
+  for (const id of logs) await rm(logFile(config.paths.state, app, id), { force: true });
 
   return { packages, logs, images: await pruneImages(services, bases.images) };
 }
 
-/** The log file of build `id` of `app`. */
-export const logFile = (config: Services['config'], app: string, id: number) => join(config.paths.state, 'logs', app, `${id}.log`);
-
-/** Deletes stored system images other than the current config's, once that one exists, unless a running build uses them. */
+/**
+ * Deletes the system images this server stored other than the current
+ * config's, once that one exists, unless a running build uses them. Images
+ * in the same storage that this server did not make are not its to delete.
+ */
 export async function pruneImages(services: Needs, inUse: ReadonlySet<string>): Promise<string[]> {
   const current = imageKey(services.config);
   if (!(await services.storage.exists(current))) return [];
   const removed: string[] = [];
-  for (const image of await services.storage.list(IMAGES)) {
+  for (const image of services.state.images.list()) {
     if (image.key === current || inUse.has(image.key)) continue;
     await services.storage.delete(image.key);
+    services.state.images.forget(image.key);
     removed.push(image.key);
   }
   return removed;

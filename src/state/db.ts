@@ -92,7 +92,8 @@ const MIGRATIONS: string[] = [
    );`,
   // 5: day two. Releases (each change of an app's current package), package
   // files and build logs that retention deleted (their records stay), what
-  // each build started from (retention keeps it), and the apps' config vars.
+  // each build started from (retention keeps it), the system images this
+  // server stored (retention deletes those a newer one replaced), and the apps' config vars.
   `CREATE TABLE releases (
      app TEXT NOT NULL REFERENCES apps(name),
      version INTEGER NOT NULL,
@@ -111,6 +112,11 @@ const MIGRATIONS: string[] = [
    ALTER TABLE builds ADD COLUMN log_deleted_at TEXT;
    ALTER TABLE builds ADD COLUMN base_package TEXT;
    ALTER TABLE builds ADD COLUMN base_image TEXT;
+   CREATE TABLE images (
+     key TEXT PRIMARY KEY,
+     bytes INTEGER NOT NULL,
+     created_at TEXT NOT NULL
+   );
    CREATE TABLE config_vars (
      app TEXT NOT NULL,
      name TEXT NOT NULL,

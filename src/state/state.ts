@@ -3,6 +3,7 @@ import { Apps } from './apps.ts';
 import { Builds } from './builds.ts';
 import { ConfigVars } from './config-vars.ts';
 import { type Db, openDb } from './db.ts';
+import { Images } from './images.ts';
 import { Packages } from './packages.ts';
 import { Releases } from './releases.ts';
 import { Users } from './users.ts';
@@ -13,6 +14,7 @@ export class State {
   readonly packages: Packages;
   readonly releases: Releases;
   readonly configVars: ConfigVars;
+  readonly images: Images;
   readonly users: Users;
 
   constructor(readonly db: Db) {
@@ -20,6 +22,7 @@ export class State {
     this.packages = new Packages(db);
     this.releases = new Releases(db);
     this.configVars = new ConfigVars(db);
+    this.images = new Images(db);
     this.users = new Users(db);
     this.apps = new Apps(db, this.builds);
   }

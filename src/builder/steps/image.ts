@@ -169,6 +169,7 @@ async function buildImage(ctx: BuildContext, key: string): Promise<void> {
   }
   ctx.log.step('Storing the system image');
   const stored = await storeTree(ctx, imageRoot, key, 'the system image');
+  ctx.state.images.add(key, stored.bytes);
   ctx.log.output(`stored ${key} (${formatBytes(stored.bytes)})`);
   await removeTree(ctx.root);
   await rename(imageRoot, ctx.root);
