@@ -5,15 +5,16 @@
  * when build() returns, whatever happened; only a complete build changes the
  * app's current package.
  */
-import { mkdir, mkdtemp, statfs } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { mkdir, mkdtemp } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { appSettings } from '../config/config.ts';
 import type { Services as AllServices } from '../core/services.ts';
 import { RepoError, changelog, commitInfo, repoPath, resolveRevision } from '../git/repos.ts';
 import { MAX_ENV_BYTES, envBytes, envBytesOf, loadMetadata } from '../metadata/metadata.ts';
 import { type BuildContext, failOnLimit } from './context.ts';
+import { shortOfSpace } from './free-space.ts';
 import { BuildError, asBuildError, cancelledError, systemError, userError } from './errors.ts';
-import { BuildLog, failureLine, formatBytes, hiddenPaths, logFile } from './log.ts';
+import { BuildLog, failureLine, formatBytes, logFile, serverFolders } from './log.ts';
 import { chooseInterpreter, makePlan } from './plan.ts';
 import { checkoutApp } from './steps/checkout.ts';
 import { fileTarget } from './steps/files.ts';
@@ -77,13 +78,7 @@ export async function build(services: Services, request: BuildRequest): Promise<
   }
   const record = state.builds.start(request.app, { fresh: Boolean(request.fresh), requestedBy: request.requestedBy });
   request.onStart?.(record.id);
-  const folders: [string, string][] = [
-    ['workdir', config.paths.workdir],
-    ['repos', config.paths.repos],
-    ['state', config.paths.state],
-    ...services.storage.hostFolders.map((folder): [string, string] => ['storage', folder]),
-  ];
-  const log = new BuildLog(sink, logFile(config.paths.state, request.app, record.id), config.builder.logsize * 1024 * 1024, hiddenPaths(folders));
+  const log = new BuildLog(sink, logFile(config.paths.state, request.app, record.id), config.builder.logsize * 1024 * 1024, serverFolders(config.paths, services.storage.hostFolders));
   log.step(`Build ${record.id} of ${request.app}${request.fresh ? ' (fresh)' : ''}`);
   // builder.timelimit bounds the whole build: past it, every step's programs get the same abort as a cancel.
   const limit = config.builder.timelimit;
@@ -255,8 +250,6 @@ async function confine(config: Services['config'], tmp: string, cleanup: Cleanup
   }
 }
 
-const GIB = 1024 ** 3;
-
 /**
  * Refuses to start a build when less than builder.min_free GiB is free under
  * the workdir or a storage folder: a system error that names the folder (the
@@ -264,22 +257,9 @@ const GIB = 1024 ** 3;
  */
 async function ensureFreeSpace(config: Services['config'], storageFolders: readonly string[]): Promise<void> {
   const wanted = config.builder.min_free;
-  if (wanted === 0) return;
-  for (const folder of [config.paths.workdir, ...storageFolders]) {
-    const stats = await statfsNearest(folder);
-    if (!stats) continue;
-    const free = stats.bavail * stats.bsize;
-    if (free < wanted * GIB) {
-      throw systemError(`only ${formatBytes(free)} is free under ${folder}, less than builder.min_free (${wanted} GiB); the build did not start`);
-    }
-  }
-}
-
-/** statfs of `folder`, or of its nearest existing parent (storage folders appear with their first object). */
-async function statfsNearest(folder: string) {
-  for (let at = folder; ; at = dirname(at)) {
-    const stats = await statfs(at).catch(() => null);
-    if (stats || dirname(at) === at) return stats;
+  const [short] = await shortOfSpace([config.paths.workdir, ...storageFolders], wanted);
+  if (short) {
+    throw systemError(`only ${formatBytes(short.free)} is free under ${short.folder}, less than builder.min_free (${wanted} GiB); the build did not start`);
   }
 }
 

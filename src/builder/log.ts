@@ -122,9 +122,7 @@ export class BuildLog {
 
   /** `text` with the server's folders shown by name (for what is stored beside the log, like an error message). */
   hide(text: string): string {
-    let shown = text;
-    for (const [path, name] of this.hidden) if (shown.includes(path)) shown = shown.replaceAll(path, name);
-    return shown;
+    return hidePaths(text, this.hidden);
   }
 
   /** A head line: memory, file, sink. */
@@ -316,16 +314,33 @@ export function formatBytes(bytes: number): string {
   return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
 }
 
-/** The server's folders a log line must not name, longest first, each with the name it shows instead. */
 /** The folder of an app's build logs in paths.state. */
 export const logFolder = (stateDir: string, app: string) => join(stateDir, 'logs', app);
 
 /** The log file of build `id` of `app`. */
 export const logFile = (stateDir: string, app: string, id: number) => join(logFolder(stateDir, app), `${id}.log`);
 
+/** The server's folders a log line must not name, longest first, each with the name it shows instead. */
 export function hiddenPaths(folders: [name: string, path: string][]): [string, string][] {
   return folders
     .filter(([, path]) => path.length > 1)
     .map(([name, path]): [string, string] => [path, `<${name}>`])
     .sort((a, b) => b[0].length - a[0].length);
+}
+
+/** The server's own folders (paths.*, the storage's), as hiddenPaths gives them. */
+export function serverFolders(paths: { workdir: string; repos: string; state: string }, storageFolders: readonly string[]): [string, string][] {
+  return hiddenPaths([
+    ['workdir', paths.workdir],
+    ['repos', paths.repos],
+    ['state', paths.state],
+    ...storageFolders.map((folder): [string, string] => ['storage', folder]),
+  ]);
+}
+
+/** `text` with each of the `hidden` folders shown by its name. */
+export function hidePaths(text: string, hidden: readonly (readonly [path: string, name: string])[]): string {
+  let shown = text;
+  for (const [path, name] of hidden) if (shown.includes(path)) shown = shown.replaceAll(path, name);
+  return shown;
 }

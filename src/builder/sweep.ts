@@ -10,28 +10,58 @@ import { readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from '../config/config.ts';
 import { detectLayout, leftoverCgroups, parentName, removeCgroup } from '../sandbox/cgroups.ts';
-import { removeTree } from '../sandbox/mounts.ts';
+import { mountsUnder, removeTree } from '../sandbox/mounts.ts';
 import type { State } from '../state/state.ts';
 
 /** A build's temp folder: APP-BUILDID-XXXXXX (mkdtemp's six characters). */
 const BUILD_DIR = /-([0-9]+)-[A-Za-z0-9]{6}$/;
 
+/** What builds that no longer run left: their temp folders (with what is mounted below them) and cgroups. */
+export interface Leftovers {
+  workdirs: { id: number; dir: string; mounts: string[] }[];
+  cgroups: { id: number; dirs: string[] }[];
+}
+
+/** Finds what builds not in `live` left under paths.workdir and in this server's cgroups; changes nothing. */
+export async function findLeftovers(config: Config, live: Set<number>): Promise<Leftovers> {
+  const workdirs: Leftovers['workdirs'] = [];
+  for (const entry of await readdir(config.paths.workdir).catch(() => [] as string[])) {
+    const id = BUILD_DIR.exec(entry)?.[1];
+    if (id === undefined || live.has(Number(id))) continue;
+    const dir = join(config.paths.workdir, entry);
+    workdirs.push({ id: Number(id), dir, mounts: await mountsUnder(dir) });
+  }
+  const cgroups: Leftovers['cgroups'] = [];
+  let layout;
+  try {
+    layout = detectLayout();
+  } catch {
+    return { workdirs, cgroups };
+  }
+  for (const [name, dirs] of await leftoverCgroups(layout, parentName(config.paths.state))) {
+    const id = BUILD_DIR.exec(name)?.[1];
+    if (id !== undefined && !live.has(Number(id))) cgroups.push({ id: Number(id), dirs });
+  }
+  return { workdirs, cgroups };
+}
+
+/** Marks builds of processes that are gone failed and removes what they left (see findLeftovers); logs each step. */
 export async function sweepInterrupted(config: Config, state: State, log: (line: string) => void): Promise<void> {
   for (const build of state.builds.reapStale()) {
     log(`upaas: build ${build.id} of ${build.app} was interrupted (its process is gone); marked failed`);
   }
-  const live = state.builds.liveIds();
-  await sweepCgroups(config, live, log);
-  let entries: string[];
-  try {
-    entries = await readdir(config.paths.workdir);
-  } catch {
-    return;
+  const { workdirs, cgroups } = await findLeftovers(config, state.builds.liveIds());
+  for (const { id, dirs } of cgroups) {
+    for (const dir of dirs) {
+      try {
+        await removeCgroup(dir);
+        log(`upaas: removed the cgroup ${dir}, left by interrupted build ${id}`);
+      } catch (error) {
+        log(`upaas: could not remove the cgroup ${dir}: ${(error as Error).message}`);
+      }
+    }
   }
-  for (const entry of entries) {
-    const id = BUILD_DIR.exec(entry)?.[1];
-    if (id === undefined || live.has(Number(id))) continue;
-    const dir = join(config.paths.workdir, entry);
+  for (const { id, dir } of workdirs) {
     try {
       await killProcessesIn(dir);
       await removeTree(dir);
@@ -53,28 +83,6 @@ async function killProcessesIn(dir: string): Promise<void> {
       if (inside(root) || inside(cwd)) process.kill(Number(pid), 'SIGKILL');
     } catch {
       // gone meanwhile, or not ours to see
-    }
-  }
-}
-
-/** Removes the cgroups of this server's builds that no longer run (killing what is left in them). */
-async function sweepCgroups(config: Config, live: Set<number>, log: (line: string) => void): Promise<void> {
-  let layout;
-  try {
-    layout = detectLayout();
-  } catch {
-    return;
-  }
-  for (const [name, dirs] of await leftoverCgroups(layout, parentName(config.paths.state))) {
-    const id = BUILD_DIR.exec(name)?.[1];
-    if (id === undefined || live.has(Number(id))) continue;
-    for (const dir of dirs) {
-      try {
-        await removeCgroup(dir);
-        log(`upaas: removed the cgroup ${dir}, left by interrupted build ${id}`);
-      } catch (error) {
-        log(`upaas: could not remove the cgroup ${dir}: ${(error as Error).message}`);
-      }
     }
   }
 }

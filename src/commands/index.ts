@@ -3,6 +3,7 @@ import type { Command } from './command.ts';
 import { buildCommand } from './build.ts';
 import { buildsCommand } from './builds.ts';
 import { checkConfigCommand } from './check-config.ts';
+import { doctorCommand } from './doctor.ts';
 import { exampleCommand } from './example.ts';
 import { keysAddCommand } from './keys/add.ts';
 import { keysListCommand } from './keys/list.ts';
@@ -58,6 +59,7 @@ export const COMMANDS: Command[] = [
   tokensListCommand,
   tokensRevokeCommand,
   checkConfigCommand,
+  doctorCommand,
   serveCommand,
   exampleCommand,
 ];

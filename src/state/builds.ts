@@ -187,9 +187,11 @@ export class Builds {
     return row?.log_deleted_at != null;
   }
 
-  /** Every build of every app (the doctor's view). */
-  everyRunning(): BuildRecord[] {
-    return (this.db.prepare(`SELECT ${COLUMNS} FROM builds WHERE status = 'running'`).all() as BuildRow[]).map(toRecord);
+  /** Builds recorded as running whose process is gone, left as they are (the doctor reports them; reapStale marks them). */
+  stale(): BuildRecord[] {
+    return this.running()
+      .filter((row) => !alive(row))
+      .map(toRecord);
   }
 
   finish(

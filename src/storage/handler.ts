@@ -14,6 +14,14 @@ export interface StoredObject {
   modifiedAt: Date;
 }
 
+/** What the store holds under a key, as an inventory sees it: a whole object, or what is left of one. */
+export interface StoredEntry {
+  key: string;
+  bytes: number;
+  /** False when a part is missing (a local file without its hash, or a hash without its file). */
+  complete: boolean;
+}
+
 /** A key, or a function that names the object from its SHA-256 once it is known. */
 export type KeyFor = string | ((sha256: string) => string);
 
@@ -29,6 +37,8 @@ export interface StorageHandler {
   stat(key: string): Promise<StoredObject | null>;
   delete(key: string): Promise<void>;
   list(prefix: string): Promise<StoredObject[]>;
+  /** Every key the store holds anything under (outside what writers are still writing), whole or not: the doctor checks them against the records. */
+  inventory(): Promise<StoredEntry[]>;
   /** Removes what writers that are gone left half-written (called at server start); returns what it removed. */
   sweep(): Promise<string[]>;
 }

@@ -9,7 +9,7 @@ import { chmod, mkdir, open, readFile, readdir, rename, rm, stat, writeFile } fr
 import { dirname, join, relative } from 'node:path';
 import { PassThrough, Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { type KeyFor, type StorageHandler, StorageError, type StoredObject, checkKey } from './handler.ts';
+import { type KeyFor, type StorageHandler, StorageError, type StoredEntry, type StoredObject, checkKey } from './handler.ts';
 
 const SIDECAR = '.sha256';
 
@@ -149,6 +149,26 @@ export class LocalStorage implements StorageHandler {
       const key = relative(this.dir, join(base, entry));
       const info = await this.stat(key).catch(() => null);
       if (info) out.push(info);
+    }
+    return out.sort((a, b) => a.key.localeCompare(b.key));
+  }
+
+  async inventory(): Promise<StoredEntry[]> {
+    const entries = (await readdir(this.dir, { recursive: true, withFileTypes: true }).catch(() => [])).filter((entry) => entry.isFile());
+    const files = new Map<string, number>();
+    for (const entry of entries) {
+      const key = relative(this.dir, join(entry.parentPath, entry.name));
+      if (key === '.tmp' || key.startsWith('.tmp/')) continue;
+      files.set(key, (await stat(join(this.dir, key)).catch(() => null))?.size ?? 0);
+    }
+    const out: StoredEntry[] = [];
+    for (const [key, bytes] of files) {
+      if (key.endsWith(SIDECAR)) {
+        const object = key.slice(0, -SIDECAR.length);
+        if (!files.has(object)) out.push({ key: object, bytes: 0, complete: false });
+        continue;
+      }
+      out.push({ key, bytes, complete: files.has(`${key}${SIDECAR}`) });
     }
     return out.sort((a, b) => a.key.localeCompare(b.key));
   }

@@ -1,0 +1,27 @@
+/** `doctor [--deep] [--fix] [--json]`: is the server healthy? One line per problem; exit 0 only when healthy. */
+import { runDoctor } from '../core/doctor.ts';
+import { defineCommand } from './command.ts';
+import { printJson } from './output.ts';
+
+export const doctorCommand = defineCommand({
+  name: 'doctor',
+  summary: 'check the config, programs, state, builds, packages, storage, leftovers and disk (--fix mends what it can)',
+  positionals: [],
+  options: { deep: { type: 'boolean' }, fix: { type: 'boolean' }, json: { type: 'boolean' } },
+  access: 'admin',
+  async run({ io, services }, { values }) {
+    const report = await runDoctor(services(), { deep: values.deep, fix: values.fix });
+    if (values.json) {
+      await printJson(io, report);
+    } else {
+      for (const line of report.fixed) io.out(`fixed: ${line}\n`);
+      for (const problem of report.problems) io.out(`${problem.kind}: ${problem.message}\n`);
+      io.out(
+        report.healthy
+          ? `healthy: ${report.checks.length} checks passed (${report.checks.map((c) => c.name).join(', ')})\n`
+          : `unhealthy: ${report.problems.length} problem${report.problems.length === 1 ? '' : 's'}${values.fix ? ' left' : ''}${values.fix ? '' : ' (doctor --fix mends stale builds, leftovers and stray files)'}\n`,
+      );
+    }
+    return report.healthy ? 0 : 1;
+  },
+});

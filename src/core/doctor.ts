@@ -1,0 +1,232 @@
+/**
+ * The doctor: is this server healthy? It checks the config file, the Debian
+ * programs the builder runs, the state database, builds marked running whose
+ * process is gone, every package record against its stored file (present,
+ * size, with `deep` its SHA-256), files in storage that no record names,
+ * what interrupted builds left (temp folders, mounts, cgroups) and the free
+ * disk. It changes nothing unless asked to fix; then it marks stale builds
+ * failed, removes what interrupted builds left and the files no record names,
+ * and says what it did. Messages name server folders by their role only.
+ */
+import { createHash } from 'node:crypto';
+import { constants } from 'node:fs';
+import { access } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { formatBytes, hidePaths, serverFolders } from '../builder/log.ts';
+import { imageKey } from '../builder/steps/image.ts';
+import { shortOfSpace } from '../builder/free-space.ts';
+import { findLeftovers, sweepInterrupted } from '../builder/sweep.ts';
+import { loadConfig } from '../config/config.ts';
+import { SYSTEM_PATH } from '../process/run.ts';
+import type { Services } from './services.ts';
+
+export type ProblemKind =
+  | 'config'
+  | 'missing-program'
+  | 'state-integrity'
+  | 'stale-build'
+  | 'missing-file'
+  | 'size-mismatch'
+  | 'hash-mismatch'
+  | 'stray-file'
+  | 'leftover-workdir'
+  | 'leftover-mount'
+  | 'leftover-cgroup'
+  | 'low-disk';
+
+export interface Problem {
+  check: string;
+  kind: ProblemKind;
+  message: string;
+}
+
+export interface DoctorReport {
+  healthy: boolean;
+  /** Every check that ran, and whether it found nothing wrong. */
+  checks: { name: string; ok: boolean }[];
+  /** What is wrong (after the fixes, when fixing). */
+  problems: Problem[];
+  /** What `fix` did. */
+  fixed: string[];
+}
+
+export interface DoctorOptions {
+  /** Also hash every stored package (reads all of them). */
+  deep?: boolean;
+  /** Mend what can be mended: stale builds, leftovers of interrupted builds, files no record names. */
+  fix?: boolean;
+}
+
+type Needs = Pick<Services, 'config' | 'state' | 'storage'>;
+
+interface Check {
+  name: string;
+  run: (services: Needs, options: DoctorOptions) => Promise<Problem[]>;
+  /** Mends what `run` found; returns one line per thing it did. */
+  fix?: (services: Needs, problems: Problem[]) => Promise<string[]>;
+}
+
+/** Runs every check (and with `fix`, mends and checks again); the report says what was found and done. */
+export async function runDoctor(services: Needs, options: DoctorOptions = {}): Promise<DoctorReport> {
+  const hidden = serverFolders(services.config.paths, services.storage.hostFolders);
+  const shown = (text: string) => hidePaths(text, hidden);
+  const checks: DoctorReport['checks'] = [];
+  const problems: Problem[] = [];
+  const fixed: string[] = [];
+  for (const check of CHECKS) {
+    let found = await check.run(services, options);
+    if (options.fix && check.fix && found.length > 0) {
+      fixed.push(...(await check.fix(services, found)).map(shown));
+      found = await check.run(services, options);
+    }
+    checks.push({ name: check.name, ok: found.length === 0 });
+    problems.push(...found.map((problem) => ({ ...problem, message: shown(problem.message) })));
+  }
+  return { healthy: problems.length === 0, checks, problems, fixed };
+}
+
+/** The config file still loads (an edit since the server started would stop its next start). */
+async function checkConfig({ config }: Needs): Promise<Problem[]> {
+  if (config.file === null) return [];
+  try {
+    loadConfig(config.file);
+    return [];
+  } catch (error) {
+    return [{ check: 'config', kind: 'config', message: `the config file does not load: ${(error as Error).message}` }];
+  }
+}
+
+/** The Debian programs the builder and the sandbox run, for this config. */
+function programsFor(config: Needs['config']): string[] {
+  const programs = ['git', 'tar', 'zstd', 'gzip', 'bash', 'perl', 'setpriv', 'nsenter', 'unshare', 'capsh', 'mount', 'umount', 'losetup', 'mkfs.ext4', 'mkfifo', 'ip'];
+  if (config.builder.network === 'isolated') programs.push('nft', 'slirp4netns');
+  if (config.bootstrap.commands.some((command) => /\bdebootstrap\b/.test(command))) programs.push('debootstrap');
+  return programs;
+}
+
+async function checkPrograms({ config }: Needs): Promise<Problem[]> {
+  const problems: Problem[] = [];
+  for (const program of programsFor(config)) {
+    const found = await Promise.any(SYSTEM_PATH.split(':').map((dir) => access(join(dir, program), constants.X_OK))).then(
+      () => true,
+      () => false,
+    );
+    if (!found) problems.push({ check: 'programs', kind: 'missing-program', message: `${program} is not installed (scripts/system-deps.sh installs what is missing)` });
+  }
+  return problems;
+}
+
+async function checkState({ state }: Needs): Promise<Problem[]> {
+  const rows = state.db.pragma('integrity_check') as { integrity_check: string }[];
+  const lines = rows.map((row) => row.integrity_check).filter((line) => line !== 'ok');
+  return lines.map((line) => ({ check: 'state', kind: 'state-integrity', message: `the state database is damaged: ${line}` }));
+}
+
+async function checkBuilds({ state }: Needs): Promise<Problem[]> {
+  return state.builds.stale().map((build) => ({
+    check: 'builds',
+    kind: 'stale-build',
+    message: `build ${build.id} of ${build.app} is marked running, but its process is gone`,
+  }));
+}
+
+/** What interrupted builds left: temp folders, mounts below them, cgroups. Fixed by the same sweep as a server start. */
+async function checkLeftovers({ config, state }: Needs): Promise<Problem[]> {
+  const { workdirs, cgroups } = await findLeftovers(config, state.builds.liveIds());
+  return [
+    ...workdirs.flatMap(({ id, dir, mounts }) => [
+      { check: 'leftovers', kind: 'leftover-workdir' as const, message: `${dir} was left by build ${id}, which no longer runs` },
+      ...mounts.map((point) => ({ check: 'leftovers', kind: 'leftover-mount' as const, message: `${point} is still mounted, left by build ${id}` })),
+    ]),
+    ...cgroups.map(({ id, dirs }) => ({ check: 'leftovers', kind: 'leftover-cgroup' as const, message: `the cgroup of build ${id} is left: ${dirs.join(', ')}` })),
+  ];
+}
+
+/** Every package record whose file should be there: present, of its size, and (deep) of its hash. */
+async function checkPackages({ state, storage }: Needs, options: DoctorOptions): Promise<Problem[]> {
+  const problems: Problem[] = [];
+  for (const pkg of state.packages.all().filter((p) => p.file)) {
+    const what = `package ${pkg.id.slice(0, 12)} of ${pkg.app}${pkg.current ? ' (its current package)' : ''}`;
+    const stored = await storage.stat(pkg.storageKey);
+    if (!stored) {
+      problems.push({ check: 'packages', kind: 'missing-file', message: `${what}: its file ${pkg.storageKey} is missing` });
+      continue;
+    }
+    if (stored.bytes !== pkg.bytes) {
+      problems.push({ check: 'packages', kind: 'size-mismatch', message: `${what}: its file has ${stored.bytes} bytes, the record says ${pkg.bytes}` });
+      continue;
+    }
+    if (options.deep) {
+      const actual = await sha256Of(storage, pkg.storageKey).catch((error: unknown) => `unreadable (${(error as Error).message})`);
+      if (actual !== pkg.id) problems.push({ check: 'packages', kind: 'hash-mismatch', message: `${what}: its file's SHA-256 is ${actual}` });
+    }
+  }
+  return problems;
+}
+
+/** The SHA-256 of a stored object, read whole. */
+async function sha256Of(storage: Needs['storage'], key: string): Promise<string> {
+  const hash = createHash('sha256');
+  await pipeline(await storage.get(key), async function* (chunks: AsyncIterable<Buffer>) {
+    for await (const chunk of chunks) hash.update(chunk);
+  });
+  return hash.digest('hex');
+}
+
+/** The storage keys the records name: packages whose file is kept, this server's images, the current config's image, images live builds use. */
+function namedKeys({ config, state }: Needs): Set<string> {
+  const keys = new Set(state.packages.all().filter((p) => p.file).map((p) => p.storageKey));
+  for (const image of state.images.list()) keys.add(image.key);
+  keys.add(imageKey(config));
+  for (const key of state.builds.liveBases().images) keys.add(key);
+  return keys;
+}
+
+async function checkStorage(services: Needs): Promise<Problem[]> {
+  const named = namedKeys(services);
+  return (await services.storage.inventory())
+    .filter((entry) => !named.has(entry.key))
+    .map((entry) => ({
+      check: 'storage',
+      kind: 'stray-file' as const,
+      message: `${entry.key} (${formatBytes(entry.bytes)}${entry.complete ? '' : ', incomplete'}) is in storage, but no record names it`,
+    }));
+}
+
+/** Removes the stray files, checking each against the records once more just before. */
+async function fixStorage(services: Needs): Promise<string[]> {
+  const done: string[] = [];
+  for (const entry of await services.storage.inventory()) {
+    if (namedKeys(services).has(entry.key)) continue;
+    await services.storage.delete(entry.key);
+    done.push(`removed ${entry.key} from storage (no record named it)`);
+  }
+  return done;
+}
+
+async function fixLeftovers(services: Needs): Promise<string[]> {
+  const done: string[] = [];
+  await sweepInterrupted(services.config, services.state, (line) => done.push(line.replace(/^upaas: /, '')));
+  return done;
+}
+
+async function checkDisk({ config, storage }: Needs): Promise<Problem[]> {
+  const wanted = config.builder.min_free;
+  return (await shortOfSpace([config.paths.workdir, config.paths.state, ...storage.hostFolders], wanted)).map(({ folder, free }) => ({
+    check: 'disk',
+    kind: 'low-disk' as const,
+    message: `only ${formatBytes(free)} is free under ${folder}, less than builder.min_free (${wanted} GiB): builds will not start`,
+  }));
+}
+
+const CHECKS: Check[] = [
+  { name: 'config', run: checkConfig },
+  { name: 'programs', run: checkPrograms },
+  { name: 'state', run: checkState },
+  { name: 'builds', run: checkBuilds, fix: fixLeftovers },
+  { name: 'leftovers', run: checkLeftovers, fix: fixLeftovers },
+  { name: 'packages', run: checkPackages },
+  { name: 'storage', run: checkStorage, fix: fixStorage },
+  { name: 'disk', run: checkDisk },
+];
