@@ -75,7 +75,7 @@ describe('doctor', function () {
 
     // A package changed in place (same size) is found by --deep only; one of another size always.
     const bytes = readFileSync(world.packageFile('web', current));
-    bytes[bytes.length - 1] ^= 0xff;
+    bytes.writeUInt8(bytes.readUInt8(bytes.length - 1) ^ 0xff, bytes.length - 1);
     writeFileSync(world.packageFile('web', current), bytes);
     expect((await doctor()).report.problems.map((p) => p.kind)).to.not.include('hash-mismatch');
     const deep = await doctor('--deep');

@@ -71,9 +71,11 @@ describe('build jail', function () {
   it('a jail that cannot be made whole undoes the part that was made', async () => {
     const cleanup = new Cleanup();
     const stateDir = join(dir, 'state');
-    // The cgroup is made first; a volume larger than any file can be is refused next.
+    // The cgroup is made first; a volume that would leave less free than asked is refused next.
     const failed = await cleanup
-      .build(() => Jail.open(dir, { network: 'none', limits: { processes: 100, memory: 0, disk: 2 ** 40 }, stateDir, name: 'app-2-abcdef' }, cleanup))
+      .build(() =>
+        Jail.open(dir, { network: 'none', limits: { processes: 100, memory: 0, disk: 1024 }, stateDir, name: 'app-2-abcdef', keepFreeMiB: 2 ** 40 }, cleanup),
+      )
       .then(
         () => null,
         (error: unknown) => error as Error,

@@ -64,6 +64,12 @@ export function packTree(
   const stream = new PassThrough();
   zip.stdout.pipe(stream);
   zip.stdout.on('error', (error) => stream.destroy(error));
+  // A consumer that gives up (a full disk under the storage) must not leave
+  // the compressor blocked on a pipe nobody reads: closing our end ends it
+  // (EPIPE), and tar after it.
+  stream.on('close', () => {
+    if (!zip.stdout.readableEnded) zip.stdout.destroy();
+  });
   return { stream, done };
 }
 

@@ -244,7 +244,11 @@ async function runBuild(
 async function confine(config: Services['config'], tmp: string, cleanup: Cleanup): Promise<Jail> {
   const { network, limits, blocked, workers } = config.builder;
   try {
-    return await Jail.open(tmp, { network, blocked, limits, workers, stateDir: config.paths.state, name: basename(tmp) }, cleanup);
+    return await Jail.open(
+      tmp,
+      { network, blocked, limits, workers, stateDir: config.paths.state, name: basename(tmp), keepFreeMiB: config.builder.min_free * 1024 },
+      cleanup,
+    );
   } catch (error) {
     throw systemError(`cannot confine the build (builder.network, builder.limits): ${(error as Error).message}`, { cause: error });
   }

@@ -1,10 +1,13 @@
 /**
- * A build's own file system (builder.limits.disk): a sparse file in the
- * build's temp folder, formatted ext4 and loop-mounted, in which the
- * build's trees live. The kernel stops it at its size, so a build cannot fill
- * the host's disk, and a full volume tells the builder that the limit was hit
- * even when the app's script ignored the failed write. No journal: the volume
- * is thrown away with the build.
+ * A build's own file system (builder.limits.disk): a file in the build's temp
+ * folder, formatted ext4 and loop-mounted, in which the build's trees live.
+ * The kernel stops it at its size, so a build cannot fill the host's disk,
+ * and a full volume tells the builder that the limit was hit even when the
+ * app's script ignored the failed write. Its blocks are reserved up front
+ * (fallocate: no data is written), never more than the host's disk has free
+ * beyond what must stay free: a loop device over a sparse file whose disk
+ * runs out loses writes the build already saw succeed. No journal: the
+ * volume is thrown away with the build.
  */
 import { mkdir, open, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -18,20 +21,31 @@ const FULL_INODES = 16;
 export interface Volume {
   /** Where the volume is mounted. */
   path: string;
+  /** Its size: builder.limits.disk, or less when the host's disk had less free. */
+  mib: number;
   /** Whether the build used it up. */
   full(): Promise<boolean>;
 }
 
-/** Makes and mounts a volume of `mib` MiB in `dir`; its unmount is pushed onto `cleanup`. */
-export async function openVolume(dir: string, mib: number, cleanup: Cleanup): Promise<Volume> {
+/** The smallest volume worth making when the host's free space, not the limit, sets its size. */
+const MIN_MIB = 64;
+const MIB = 1024 * 1024;
+
+/**
+ * Makes and mounts a volume of at most `limitMiB` MiB in `dir`, leaving
+ * `keepFreeMiB` of the host's disk free; its unmount is pushed onto `cleanup`.
+ */
+export async function openVolume(dir: string, limitMiB: number, cleanup: Cleanup, keepFreeMiB = 0): Promise<Volume> {
   const image = join(dir, 'volume.img');
   const path = join(dir, 'volume');
-  const handle = await open(image, 'wx', 0o600);
-  try {
-    await handle.truncate(mib * 1024 * 1024);
-  } finally {
-    await handle.close();
+  const host = await statfs(dir);
+  const freeMiB = Math.floor((host.bavail * host.bsize) / MIB);
+  const mib = Math.min(limitMiB, freeMiB - keepFreeMiB);
+  if (mib < Math.min(limitMiB, MIN_MIB)) {
+    throw new Error(`the disk of the workdir has ${freeMiB} MiB free; keeping ${keepFreeMiB} MiB free (builder.min_free) leaves too little for a build volume`);
   }
+  await (await open(image, 'wx', 0o600)).close();
+  await must('cannot reserve the build volume', 'fallocate', ['--length', String(mib * MIB), '--', image]);
   // -m 0: no blocks kept for root (builds run as root); lazy init: formatting a large sparse file stays cheap.
   await must('cannot format the build volume', 'mkfs.ext4', ['-q', '-F', '-O', '^has_journal', '-E', 'lazy_itable_init=1,nodiscard', '-m', '0', image]);
   await mkdir(path, { mode: 0o700 });
@@ -44,6 +58,7 @@ export async function openVolume(dir: string, mib: number, cleanup: Cleanup): Pr
   });
   return {
     path,
+    mib,
     full: async () => {
       const stats = await statfs(path);
       return stats.bavail * stats.bsize < FULL_BYTES || stats.ffree < FULL_INODES;

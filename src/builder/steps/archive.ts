@@ -25,6 +25,7 @@ export async function storeTree(ctx: BuildContext, root: string, key: KeyFor, wh
   const [put, packed] = await Promise.allSettled([ctx.storage.put(key, stream), done]);
   if (put.status === 'fulfilled' && packed.status === 'fulfilled') return put.value;
   if (put.status === 'fulfilled') await ctx.storage.delete(put.value.key).catch(() => undefined);
-  const reason = (packed.status === 'rejected' ? packed.reason : (put as PromiseRejectedResult).reason) as Error;
+  // A failed write (a full disk) is why the programs feeding it stopped: its reason says most.
+  const reason = (put.status === 'rejected' ? put.reason : (packed as PromiseRejectedResult).reason) as Error;
   throw systemError(`cannot create or store ${what}: ${reason.message}`, { cause: reason });
 }
