@@ -45,7 +45,18 @@ describe('admin config', () => {
     expect(config.bootstrap).to.include({ maxage: 7, timelimit: 1800 });
     expect(config.bootstrap.packages).to.include('git');
     expect(config.commands.install.cmd).to.include('%package%');
-    expect(config.apps).to.deep.equal({ uid: 'www-data', gid: 'www-data', home: '/home/app', branch: 'main', metadata: '.upaas.yml' });
+    expect(config.apps).to.deep.equal({
+      uid: 'www-data',
+      gid: 'www-data',
+      home: '/home/app',
+      branch: 'main',
+      metadata: '.upaas.yml',
+      packages_per_app: 5,
+      builds_per_app: 50,
+      reject_failed_builds: false,
+      per_app: {},
+    });
+    expect(config.builder).to.include({ timelimit: 3600, min_free: 2 });
     expect(Object.keys(config.interpreters.rest)).to.deep.equal(['python', 'static']);
     expect(config.interpreters.rest.python?.['3.11']).to.be.an('object');
     expect(config.builder.compression).to.equal('zstd');

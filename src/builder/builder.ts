@@ -7,8 +7,9 @@
  */
 import { mkdir, mkdtemp } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { appSettings } from '../config/config.ts';
-import type { Services as AllServices } from '../core/services.ts';
+import { type Config, appSettings } from '../config/config.ts';
+import type { State } from '../state/state.ts';
+import type { StorageHandler } from '../storage/handler.ts';
 import { RepoError, changelog, commitInfo, repoPath, resolveRevision } from '../git/repos.ts';
 import { MAX_ENV_BYTES, envBytes, envBytesOf, loadMetadata } from '../metadata/metadata.ts';
 import { type BuildContext, failOnLimit } from './context.ts';
@@ -60,7 +61,13 @@ export type BuildOutcome =
   | { ok: false; buildId: number | null; error: BuildError; timings: BuildTimings };
 
 /** What a build needs of the server: config, state and storage (a build never uses the queue that runs it). */
-type Services = Pick<AllServices, 'config' | 'state' | 'storage'>;
+export interface BuildServices {
+  config: Config;
+  state: State;
+  storage: StorageHandler;
+}
+
+type Services = BuildServices;
 
 export async function build(services: Services, request: BuildRequest): Promise<BuildOutcome> {
   const { config, state } = services;

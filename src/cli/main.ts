@@ -1,6 +1,7 @@
 /**
  * The command line: `upaas [-c FILE] COMMAND ...`, run on the server as the
- * local admin. The same commands run over SSH through the same dispatcher.
+ * local admin. The same commands run over SSH through the same dispatcher;
+ * `serve` and `example` are the command line's own (cli/serve.ts, cli/example.ts).
  */
 import { once } from 'node:events';
 import { type Io, LOCAL_ADMIN } from '../commands/command.ts';
@@ -10,6 +11,8 @@ import { loadConfig } from '../config/config.ts';
 import type { Services } from '../core/services.ts';
 import { State } from '../state/state.ts';
 import { createStorage } from '../storage/index.ts';
+import { exampleCommand } from './example.ts';
+import { serveCommand } from './serve.ts';
 
 /** Opens config, state and storage on first use (`help` needs none of them); `close` releases them. */
 function lazyServices(configFile: string | undefined): { get: () => Services; close: () => void } {
@@ -55,7 +58,7 @@ export async function main(argv: string[]): Promise<number> {
   };
   const services = lazyServices(configFile);
   try {
-    return await dispatch(args, { io, user: LOCAL_ADMIN, local: true, services: services.get });
+    return await dispatch(args, { io, user: LOCAL_ADMIN, local: true, services: services.get }, [serveCommand, exampleCommand]);
   } finally {
     services.close();
     process.off('SIGINT', stop);

@@ -18,14 +18,10 @@ import { type Command, CommandError, type Invocation, UsageError } from './comma
 import { COMMANDS } from './index.ts';
 import { parseWords } from './parse.ts';
 
-/** Commands that only make sense on the server itself. */
-const LOCAL_ONLY = ['serve', 'example'];
-
-export function helpText(user: Invocation['user'], local: boolean): string {
+export function helpText(user: Invocation['user'], local: boolean, commands: readonly Command[] = COMMANDS): string {
   const lines = [`usage: ${local ? 'upaas [-c FILE] ' : ''}COMMAND [ARGS]   (COMMAND --help for details)`, '', 'commands:'];
-  for (const command of COMMANDS) {
+  for (const command of commands) {
     if (command.access === 'admin' && !user.admin) continue;
-    if (!local && LOCAL_ONLY.includes(command.name)) continue;
     lines.push(`  ${command.usage.padEnd(56)} ${command.summary}`);
   }
   return `${lines.join('\n')}\n`;
@@ -50,23 +46,28 @@ function authorize(command: Command, invocation: Invocation, repo: string | unde
 /** Errors that are a refusal or the caller's mistake, shown as their one line (exit 1). */
 const REFUSALS = [AccessError, CoreError, RepoError, BusyError, CommandError, UserError];
 
-export async function dispatch(argv: string[], given: Invocation): Promise<number> {
+/**
+ * Runs `argv` for the invocation's user. `localCommands` are the command
+ * line's own (serve, example): only a local caller passes them.
+ */
+export async function dispatch(argv: string[], given: Invocation, localCommands: readonly Command[] = []): Promise<number> {
+  const commands = [...COMMANDS, ...(given.local ? localCommands : [])];
   // All a command prints ends up on a terminal, and much of it is app-made
   // (commit messages, metadata, build output): shown as data only.
   const io = { ...given.io, out: (text: string) => given.io.out(forTerminal(text)), err: (text: string) => given.io.err(forTerminal(text)) };
   const invocation: Invocation = { ...given, io };
   // Two-word commands ("repos create") before one-word ones ("build").
   const twoWords = argv.length >= 2 ? `${argv[0]} ${argv[1]}` : '';
-  const named = COMMANDS.some((c) => c.name === twoWords);
+  const named = commands.some((c) => c.name === twoWords);
   const name = named ? twoWords : argv[0];
   const words = argv.slice(named ? 2 : 1);
   if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
-    io.out(helpText(invocation.user, invocation.local));
+    io.out(helpText(invocation.user, invocation.local, commands));
     return name === undefined && invocation.local ? 64 : 0;
   }
-  const command = COMMANDS.find((c) => c.name === name && (invocation.local || !LOCAL_ONLY.includes(c.name)));
+  const command = commands.find((c) => c.name === name);
   if (!command) {
-    const group = COMMANDS.filter((c) => c.name.startsWith(`${name} `));
+    const group = commands.filter((c) => c.name.startsWith(`${name} `));
     if (group.length > 0) {
       io.err(`upaas ${name}: expected one of:\n${group.map((c) => `  ${c.usage}`).join('\n')}\n`);
     } else {

@@ -1,10 +1,9 @@
-/** Every admin command, in the order `help` lists them. */
+/** Every admin command (SSH and local alike), in the order `help` lists them; cli/ adds its local-only ones. */
 import type { Command } from './command.ts';
 import { buildCommand } from './build.ts';
 import { buildsCommand } from './builds.ts';
 import { checkConfigCommand } from './check-config.ts';
 import { doctorCommand } from './doctor.ts';
-import { exampleCommand } from './example.ts';
 import { keysAddCommand } from './keys/add.ts';
 import { keysListCommand } from './keys/list.ts';
 import { keysRemoveCommand } from './keys/remove.ts';
@@ -16,7 +15,6 @@ import { rollbackCommand } from './rollback.ts';
 import { configListCommand } from './config/list.ts';
 import { configSetCommand } from './config/set.ts';
 import { configUnsetCommand } from './config/unset.ts';
-import { serveCommand } from './serve.ts';
 import { reposCreateCommand } from './repos/create.ts';
 import { reposDeleteCommand } from './repos/delete.ts';
 import { reposGrantCommand } from './repos/grant.ts';
@@ -60,6 +58,4 @@ export const COMMANDS: Command[] = [
   tokensRevokeCommand,
   checkConfigCommand,
   doctorCommand,
-  serveCommand,
-  exampleCommand,
 ];

@@ -11,7 +11,7 @@ import { runBuild } from '../core/builds.ts';
 import { exitCodeFor } from '../builder/errors.ts';
 import { createRepo } from '../git/repos.ts';
 import { capture } from '../process/run.ts';
-import { defineCommand } from './command.ts';
+import { defineCommand } from '../commands/command.ts';
 
 const EXAMPLE_DIR = fileURLToPath(new URL('../../examples/hello', import.meta.url));
 

@@ -1,6 +1,6 @@
 /** `upaas serve`: runs the server until SIGTERM or SIGINT (local only). */
 import { startServer } from '../server/serve.ts';
-import { CommandError, defineCommand } from './command.ts';
+import { CommandError, defineCommand } from '../commands/command.ts';
 
 export const serveCommand = defineCommand({
   name: 'serve',
