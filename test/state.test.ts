@@ -8,6 +8,8 @@ import { sweepInterrupted } from '../src/builder/sweep.ts';
 import { parseConfig } from '../src/config/config.ts';
 import { BusyError } from '../src/state/builds.ts';
 import { processIdentity } from '../src/state/process-identity.ts';
+import Database from 'better-sqlite3';
+import { migrate } from '../src/state/db.ts';
 import { State } from '../src/state/state.ts';
 
 describe('state', () => {
@@ -20,8 +22,29 @@ describe('state', () => {
   it('migrates once and reopens', () => {
     State.open(dir).close();
     const state = State.open(dir);
-    expect(state.db.pragma('user_version', { simple: true })).to.equal(4);
+    expect(state.db.pragma('user_version', { simple: true })).to.equal(5);
     expect(statSync(dir).mode & 0o777, 'the state folder is root-only').to.equal(0o700);
+    state.close();
+  });
+
+  it('migration 5 gives an app that has a current package its first release', () => {
+    const db = new Database(join(dir, 'old.sqlite'));
+    migrate(db, 4);
+    db.prepare("INSERT INTO apps (name, current_package, created_at) VALUES ('web', 'p2', 't0')").run();
+    db.prepare("INSERT INTO builds (app, status, fresh, requested_by, started_at) VALUES ('web', 'succeeded', 1, 'alice', 't1')").run();
+    for (const id of ['p1', 'p2']) {
+      db.prepare(
+        `INSERT INTO packages (app, id, fresh, revision, changelog, interpreter_type, interpreter_version, bytes, storage_key, compression, created_at, metadata, build_id)
+         VALUES ('web', ?, 1, 'r', '[]', 'static', 'any', 1, ?, 'zstd', ?, '{}', 1)`,
+      ).run(id, `packages/web/${id}`, `t-${id}`);
+    }
+    migrate(db);
+    const state = new State(db);
+    expect(state.releases.list('web')).to.deep.equal([{ app: 'web', version: 1, package: 'p2', kind: 'build', by: 'alice', createdAt: 't-p2', build: 1 }]);
+    expect(state.packages.list('web').map((p) => [p.id, p.file, p.current])).to.deep.equal([
+      ['p2', true, true],
+      ['p1', true, false],
+    ]);
     state.close();
   });
 

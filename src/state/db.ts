@@ -140,9 +140,10 @@ export function openDb(stateDir: string): Db {
   return db;
 }
 
-export function migrate(db: Db): void {
+/** Applies the migrations the database has not had, up to `target` (default: all). */
+export function migrate(db: Db, target = MIGRATIONS.length): void {
   const current = db.pragma('user_version', { simple: true }) as number;
-  for (let version = current; version < MIGRATIONS.length; version++) {
+  for (let version = current; version < target; version++) {
     db.transaction(() => {
       db.exec(MIGRATIONS[version] as string);
       db.pragma(`user_version = ${version + 1}`);
