@@ -159,9 +159,11 @@ export class Packages {
     return result.changes === 1;
   }
 
-  /** The packages of `app` whose id starts with `prefix`. */
+  /** The packages of `app` whose id starts with `prefix`, newest first. */
   matching(app: string, prefix: string): PackageRecord[] {
-    return (this.db.prepare(`${SELECT} WHERE p.app = ? AND substr(p.id, 1, ?) = ?`).all(app, prefix.length, prefix) as PackageRow[]).map(toRecord);
+    return (
+      this.db.prepare(`${SELECT} WHERE p.app = ? AND substr(p.id, 1, ?) = ? ORDER BY p.created_at DESC, p.rowid DESC`).all(app, prefix.length, prefix) as PackageRow[]
+    ).map(toRecord);
   }
 
   /** Every package record of every app (the doctor checks them against storage). */
