@@ -272,4 +272,32 @@ describe('access between the users of one server', function () {
     expect(mode(join(world.dir, 'repos'))).to.equal(0o700);
     expect(mode(join(world.dir, 'repos', 'victim.git'))).to.equal(0o700);
   });
+
+  it("day-two commands keep to the caller's access: readers see config var names but no values, cannot roll back", async () => {
+    expect((await server.ssh(admin, ['config', 'set', 'victim', 'API_KEY=t0p-s3cret'])).exitCode).to.equal(0);
+    const names = await server.ssh(reader, ['config', 'list', 'victim']);
+    expect(names.exitCode, names.stderr).to.equal(0);
+    expect(names.stdout.trim()).to.equal('API_KEY=********');
+    const shown = await server.ssh(reader, ['config', 'list', 'victim', '--show']);
+    expect(shown.exitCode).to.equal(1);
+    expect(shown.stderr).to.include('you may read repository victim but not write to it');
+    expect(shown.stdout + shown.stderr).to.not.include('t0p-s3cret');
+    for (const args of [
+      ['config', 'set', 'victim', 'X=1'],
+      ['config', 'unset', 'victim', 'API_KEY'],
+      ['rollback', 'victim', 'abcdef1'],
+    ]) {
+      const refused = await server.ssh(reader, args);
+      expect(refused.exitCode, args.join(' ')).to.equal(1);
+      expect(refused.stderr, args.join(' ')).to.include('you may read repository victim but not write to it');
+    }
+    // A writer of another repo learns nothing of this one.
+    for (const args of [['config', 'list', 'victim'], ['releases', 'victim'], ['rollback', 'victim', 'abcdef1']]) {
+      const refused = await server.ssh(writer, args);
+      expect(refused.stderr, args.join(' ')).to.include('repository victim does not exist or you have no access to it');
+    }
+    const admins = await server.ssh(writer, ['packages', 'delete', 'mine', 'abcdef1']);
+    expect(admins.stderr).to.include('packages delete: only admins may run this command');
+    expect((await server.ssh(writer, ['doctor'])).stderr).to.include('doctor: only admins may run this command');
+  });
 });

@@ -148,6 +148,12 @@ describe('doctor', function () {
       const fixed = await server.ssh(admin, ['doctor', '--fix']);
       expect(fixed.exitCode, fixed.stdout).to.equal(0);
       expect(fixed.stdout).to.include('fixed: removed stray from storage');
+      // A config file broken since the server started: the next start would fail.
+      writeFileSync(world.configFile, `${readFileSync(world.configFile, 'utf8')}\nbogus_key: 1\n`);
+      const broken = await server.ssh(admin, ['doctor']);
+      expect(broken.exitCode).to.equal(1);
+      expect(broken.stdout).to.include('config: the config file does not load: <config>: bogus_key: unknown key');
+      expect(broken.stdout).to.not.include(world.dir);
     });
   });
 });

@@ -93,7 +93,9 @@ async function checkConfig({ config }: Needs): Promise<Problem[]> {
     loadConfig(config.file);
     return [];
   } catch (error) {
-    return [{ check: 'config', kind: 'config', message: `the config file does not load: ${(error as Error).message}` }];
+    // The file is named by its role, like the server's folders.
+    const message = (error as Error).message.replaceAll(config.file, '<config>');
+    return [{ check: 'config', kind: 'config', message: `the config file does not load: ${message}` }];
   }
 }
 
