@@ -51,6 +51,28 @@ describe('server over SSH', function () {
     return { dir, git };
   }
 
+  it('runs git gc --auto in a repo after a push to it, after the push has ended', async () => {
+    expect((await server.ssh(admin, ['repos', 'create', 'tidy'])).exitCode).to.equal(0);
+    const bare = join(world.dir, 'repos', 'tidy.git');
+    // Each push keeps its pack, and a second pack is one too many for gc --auto.
+    await execa('git', ['--git-dir', bare, 'config', 'receive.unpackLimit', '1']);
+    await execa('git', ['--git-dir', bare, 'config', 'gc.autoPackLimit', '1']);
+    const packs = async () => /^packs: ([0-9]+)$/m.exec(String((await execa('git', ['--git-dir', bare, 'count-objects', '-v'])).stdout))?.[1];
+    const { git, dir } = await checkout('tidy', { 'a.txt': 'a\n' }, admin);
+    expect((await git('push', 'upaas', 'HEAD:refs/heads/notes')).exitCode).to.equal(0);
+    writeFileSync(join(dir, 'b.txt'), 'b\n');
+    await git('add', '-A');
+    await git('commit', '-qm', 'second');
+    const pushed = await git('push', 'upaas', 'HEAD:refs/heads/notes');
+    expect(pushed.exitCode, pushed.all).to.equal(0);
+    let count = await packs();
+    for (let i = 0; i < 100 && count !== '1'; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      count = await packs();
+    }
+    expect(count, 'packs after the second push').to.equal('1');
+  });
+
   /** Resolves when a running client prints `text`. */
   const lineArrives = (child: { all?: NodeJS.ReadableStream | null }, text: string) =>
     new Promise<void>((resolve) => {

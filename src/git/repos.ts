@@ -209,17 +209,24 @@ export async function lockDownRepos(reposDir: string): Promise<void> {
   }
 }
 
-const HOOK_SHIM = fileURLToPath(new URL('../../hooks/post-receive', import.meta.url));
+/**
+ * upaas's hook shims (hooks/), in the order they are put in place: post-receive
+ * first, which leaves a push that pre-receive builds alone, so a repo is never
+ * left with a pre-receive that builds beside a post-receive that builds again.
+ */
+const HOOK_SHIMS = ['post-receive', 'update', 'pre-receive'].map((name) => ({ name, file: fileURLToPath(new URL(`../../hooks/${name}`, import.meta.url)) }));
 
-/** Puts the post-receive shim in place (when missing or different). */
+/** Puts the hook shims in place (each when missing or different). */
 export async function installHooks(repo: string): Promise<void> {
-  const target = join(repo, 'hooks', 'post-receive');
-  const shim = await readFile(HOOK_SHIM, 'utf8');
-  const present = await readFile(target, 'utf8').catch(() => null);
-  if (present === shim) return;
-  await mkdir(join(repo, 'hooks'), { recursive: true });
-  await writeFile(`${target}.tmp`, shim, { mode: 0o755 });
-  await rename(`${target}.tmp`, target);
+  for (const { name, file } of HOOK_SHIMS) {
+    const target = join(repo, 'hooks', name);
+    const shim = await readFile(file, 'utf8');
+    const present = await readFile(target, 'utf8').catch(() => null);
+    if (present === shim) continue;
+    await mkdir(join(repo, 'hooks'), { recursive: true });
+    await writeFile(`${target}.tmp`, shim, { mode: 0o755 });
+    await rename(`${target}.tmp`, target);
+  }
 }
 
 /** The app names that have a bare repo under reposDir. */

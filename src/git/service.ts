@@ -49,12 +49,17 @@ const BASE_ENV: Record<string, string> = { GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_
  * receive-pack's settings. Its connectivity check also lists the refs of each
  * "alternate" object store, which with its quarantine is the repo itself: a
  * second git start per push for refs `--all` already gave. `true` lists none.
+ * And no `git gc --auto` of its own: receive-pack runs it before it exits, so
+ * the pusher would wait for it; the server runs it after the push instead
+ * (core/git-gc.ts).
  */
 const RECEIVE_ENV: Record<string, string> = {
   ...BASE_ENV,
-  GIT_CONFIG_COUNT: '1',
+  GIT_CONFIG_COUNT: '2',
   GIT_CONFIG_KEY_0: 'core.alternateRefsCommand',
   GIT_CONFIG_VALUE_0: 'true',
+  GIT_CONFIG_KEY_1: 'receive.autogc',
+  GIT_CONFIG_VALUE_1: 'false',
 };
 
 /** The client's GIT_PROTOCOL when it is well-formed, else nothing. */

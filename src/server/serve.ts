@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { sweepInterrupted } from '../builder/sweep.ts';
 import type { Config } from '../config/config.ts';
 import { runBuild } from '../core/builds.ts';
+import { GitGc } from '../core/git-gc.ts';
 import { GitSlots } from '../core/git-slots.ts';
 import { sweepDeletions } from '../core/repos.ts';
 import { BuildQueue } from '../core/queue.ts';
@@ -54,7 +55,8 @@ export async function startServer(base: Services): Promise<RunningServer> {
   const hookDir = join(config.paths.state, 'hooks');
   await rm(hookDir, { recursive: true, force: true });
   await mkdir(hookDir, { recursive: true, mode: 0o700 });
-  const hooks = new HookSessionFactory(hookDir, config.apps.branch, queue);
+  const gc = new GitGc(log);
+  const hooks = new HookSessionFactory(hookDir, config, queue, gc);
   hooks.prepare();
   const receivePacks = new ReceivePackStarter();
   receivePacks.prepare();
@@ -89,6 +91,7 @@ export async function startServer(base: Services): Promise<RunningServer> {
         http.closeIdleConnections();
         receivePacks.close();
         await queue.stop(config.builder.grace);
+        await gc.stop();
       })();
       return stopping;
     },
