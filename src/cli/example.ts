@@ -7,6 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
+import { appSettings } from '../config/config.ts';
 import { runBuild } from '../core/builds.ts';
 import { exitCodeFor } from '../builder/errors.ts';
 import { createRepo } from '../git/repos.ts';
@@ -24,8 +25,8 @@ export const exampleCommand = defineCommand({
   async run({ io, services }, { values }) {
     const all = services();
     const { config } = all;
-    const repo = await createRepo(config.paths.repos, 'example', config.apps.branch);
-    await commitDirectory(EXAMPLE_DIR, repo, config.apps.branch);
+    const repo = await createRepo(config.paths.repos, 'example', appSettings(config, 'example').branch);
+    await commitDirectory(EXAMPLE_DIR, repo, appSettings(config, 'example').branch);
     io.out(`-----> example app committed to ${repo}; building it (the first build bootstraps the system image)\n`);
     const outcome = await runBuild(all, { app: 'example', fresh: values.fresh, requestedBy: 'npm run example', onLine: (line) => io.out(`${line}\n`) });
     if (outcome.ok) io.out(`\nSee it with: npx upaas packages example\n`);

@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { readdir, rename, rm, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { appSettings } from '../config/config.ts';
 import { branches, createRepo, existingRepoPath, isRepoName, listRepos, repoNameFrom, trashName, trashedApp } from '../git/repos.ts';
 import { logFile, logFolder } from '../builder/log.ts';
 import { removeTree } from '../sandbox/mounts.ts';
@@ -23,7 +24,7 @@ export async function createRepository(services: Pick<Services, 'config' | 'stat
   if (services.state.apps.known(app)) {
     throw new CoreError(`records of a deleted repository ${app} are left (its deletion was cut short): finish it with "repos delete ${app} --yes" first`);
   }
-  return { name: app, path: await createRepo(services.config.paths.repos, app, services.config.apps.branch) };
+  return { name: app, path: await createRepo(services.config.paths.repos, app, appSettings(services.config, app).branch) };
 }
 
 /**
@@ -124,7 +125,7 @@ export async function describeRepository(services: Pick<Services, 'config' | 'st
   return {
     name: repo.name,
     branches: await branches(repo.path),
-    deployBranch: config.apps.branch,
+    deployBranch: appSettings(config, repo.name).branch,
     current: current ? { id: current.id, revision: current.revision, createdAt: current.createdAt } : null,
     lastBuild: state.builds.latest(repo.name),
     grants: user.admin ? state.users.grants(repo.name) : undefined,

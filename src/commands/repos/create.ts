@@ -1,4 +1,5 @@
 /** `repos create`: create an empty repository to push an app into. */
+import { appSettings } from '../../config/config.ts';
 import { createRepository } from '../../core/repos.ts';
 import { defineCommand } from '../command.ts';
 
@@ -11,7 +12,7 @@ export const reposCreateCommand = defineCommand({
   async run({ io, services }, { args }) {
     const all = services();
     const repo = await createRepository(all, args.NAME);
-    io.out(`created repository ${repo.name}; push to it with: git push <server>/${repo.name}.git ${all.config.apps.branch}\n`);
+    io.out(`created repository ${repo.name}; push to it with: git push <server>/${repo.name}.git ${appSettings(all.config, repo.name).branch}\n`);
     return 0;
   },
 });
