@@ -54,14 +54,14 @@ describe('a disk that fills during a build', function () {
 
   it('fails a build that fills its workdir and leaves nothing there', async () => {
     const workdir = await tmpfs('96m');
-    world = new World({ paths: { workdir }, builder: { min_free: 0 } });
+    world = new World({ paths: { workdir }, builder: { min_free: 0, workers: 1 } });
     const app = await world.app('filler');
     await app.commit({ '.upaas.yml': metadata({ interpreter: { type: 'static' }, actions: { setup: { main: 'head -c 200000000 /dev/zero > big' } } }) });
     const result = await world.cli('build', 'filler');
     expect(result.exitCode, result.stdout).to.not.equal(0);
     const last = result.lines.filter(Boolean).pop() as string;
     // The volume was made no larger than the tmpfs had free: the write failed in the build, not later in the loop device.
-    expect(last).to.match(/^!     user error: the build filled its disk: it may use [0-9]+ MiB, what the workdir's disk had free beyond builder.min_free/);
+    expect(last).to.match(/^!     user error: the build filled its disk: it may use [0-9]+ MiB, its share of what the workdir's disk had free beyond builder.min_free/);
     expect(last).to.not.include(workdir);
     expect(filesUnder(workdir)).to.deep.equal([]);
     expect(await loopsUnder(workdir)).to.deep.equal([]);

@@ -99,7 +99,7 @@ async function inChroot(root: string, argv: string[]): Promise<string> {
     expect(result.stdout).to.include('Unpacking system image');
     expect(result.stdout).to.include('Installing interpreter python 3.11');
     const [fresh] = (await world.packages('hello')) as [PackageJson];
-    expect(fresh).to.include({ fresh: true, parent: second.id, revision: second.revision, current: true });
+    expect(fresh).to.include({ fresh: true, parent: null, revision: second.revision, current: true });
     const root = await world.unpack('hello', fresh);
     expect(readFileSync(join(root, 'home/app/migrated.txt'), 'utf8').split('\n').filter(Boolean)).to.have.length(1);
     expect(await inChroot(root, ['dpkg', '-s', 'jq'])).to.match(/Status: install ok installed/);

@@ -23,7 +23,7 @@ export interface JailOptions {
   name: string;
   /** builder.workers: how many builds share host root's per-user kernel limits. */
   workers?: number;
-  /** builder.min_free in MiB: what the volume leaves free on the workdir's disk. */
+  /** builder.min_free in MiB: what the volume leaves free on the workdir's disk (the rest is shared among builder.workers builds). */
   keepFreeMiB?: number;
   layout?: Layout;
 }
@@ -75,7 +75,7 @@ export class Jail implements Confinement {
       const made = cgroup;
       cleanup.defer('the build cgroup', () => made.remove());
     }
-    const volume = limits.disk > 0 ? await openVolume(dir, limits.disk, cleanup, options.keepFreeMiB ?? 0) : null;
+    const volume = limits.disk > 0 ? await openVolume(dir, limits.disk, cleanup, { keepFreeMiB: options.keepFreeMiB ?? 0, builds: options.workers ?? 1 }) : null;
     const network = await openNetwork(dir, options.network, layout, cleanup, options.blocked);
     return new Jail(options, volume?.path ?? dir, network.mode, network.netns, network.resolvConf, cgroup, volume);
   }
@@ -87,7 +87,7 @@ export class Jail implements Confinement {
     if (hits.memory) return `the build ran out of memory: it may use ${limits.memory} MiB, swap included (builder.limits.memory), and a process of it was killed`;
     if (hits.processes) return `the build reached its limit of ${limits.processes} processes (builder.limits.processes): a process could not be started`;
     if (this.volume && (await this.volume.full())) {
-      const why = this.volume.mib < limits.disk ? `, what the workdir's disk had free beyond builder.min_free (builder.limits.disk is ${limits.disk} MiB)` : ' (builder.limits.disk)';
+      const why = this.volume.mib < limits.disk ? `, its share of what the workdir's disk had free beyond builder.min_free (builder.limits.disk is ${limits.disk} MiB)` : ' (builder.limits.disk)';
       return `the build filled its disk: it may use ${this.volume.mib} MiB${why}`;
     }
     return null;

@@ -4,9 +4,9 @@
  * The kernel stops it at its size, so a build cannot fill the host's disk,
  * and a full volume tells the builder that the limit was hit even when the
  * app's script ignored the failed write. Its blocks are reserved up front
- * (fallocate: no data is written), never more than the host's disk has free
- * beyond what must stay free: a loop device over a sparse file whose disk
- * runs out loses writes the build already saw succeed. No journal: the
+ * (fallocate: no data is written), never more than its share (1/workers) of
+ * what the host's disk has free beyond builder.min_free: a loop device over a
+ * sparse file whose disk runs out loses writes the build already saw succeed. No journal: the
  * volume is thrown away with the build.
  */
 import { mkdir, open, statfs } from 'node:fs/promises';
@@ -31,18 +31,26 @@ export interface Volume {
 const MIN_MIB = 64;
 const MIB = 1024 * 1024;
 
+/** How a volume shares the host's disk: what stays free, and among how many builds the rest is shared. */
+export interface DiskShare {
+  keepFreeMiB: number;
+  builds: number;
+}
+
 /**
- * Makes and mounts a volume of at most `limitMiB` MiB in `dir`, leaving
- * `keepFreeMiB` of the host's disk free; its unmount is pushed onto `cleanup`.
+ * Makes and mounts a volume of at most `limitMiB` MiB in `dir`: no more than
+ * its share of what the host's disk has free beyond `keepFreeMiB`, so that
+ * the other builds that may start meanwhile find theirs. Its unmount is
+ * pushed onto `cleanup`.
  */
-export async function openVolume(dir: string, limitMiB: number, cleanup: Cleanup, keepFreeMiB = 0): Promise<Volume> {
+export async function openVolume(dir: string, limitMiB: number, cleanup: Cleanup, share: DiskShare = { keepFreeMiB: 0, builds: 1 }): Promise<Volume> {
   const image = join(dir, 'volume.img');
   const path = join(dir, 'volume');
   const host = await statfs(dir);
   const freeMiB = Math.floor((host.bavail * host.bsize) / MIB);
-  const mib = Math.min(limitMiB, freeMiB - keepFreeMiB);
+  const mib = Math.min(limitMiB, Math.floor((freeMiB - share.keepFreeMiB) / Math.max(1, share.builds)));
   if (mib < Math.min(limitMiB, MIN_MIB)) {
-    throw new Error(`the disk of the workdir has ${freeMiB} MiB free; keeping ${keepFreeMiB} MiB free (builder.min_free) leaves too little for a build volume`);
+    throw new Error(`the disk of the workdir has ${freeMiB} MiB free; keeping ${share.keepFreeMiB} MiB free (builder.min_free) leaves too little for a build volume`);
   }
   await (await open(image, 'wx', 0o600)).close();
   await must('cannot reserve the build volume', 'fallocate', ['--length', String(mib * MIB), '--', image]);

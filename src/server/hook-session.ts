@@ -107,9 +107,20 @@ export class HookSessionFactory implements HookSessions {
 
   /** Makes the spare folder unless there is one. */
   prepare(): void {
-    if (this.spare) return;
+    if (this.spare || this.closed) return;
     this.spare = this.makeDir();
     this.spare.catch(() => undefined);
+  }
+
+  private closed = false;
+
+  /** At server stop: no more spare folders, and the one made ahead is removed. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const spare = this.spare;
+    this.spare = null;
+    const dir = await spare?.catch(() => null);
+    if (dir) await rm(dir, { recursive: true, force: true });
   }
 
   /** The app's deploy branch and whether (and in which repo) its builds decide its pushes. */

@@ -92,6 +92,7 @@ export async function startServer(base: Services): Promise<RunningServer> {
         receivePacks.close();
         await queue.stop(config.builder.grace);
         await gc.stop();
+        await hooks.close();
       })();
       return stopping;
     },
