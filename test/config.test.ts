@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { loadConfig, parseConfig } from '../src/config/config.ts';
+import { appSettings, loadConfig, parseConfig } from '../src/config/config.ts';
 import { ValidationError } from '../src/config/schema.ts';
 import { YamlError } from '../src/config/yaml.ts';
 import { World } from './helpers/world.ts';
@@ -35,6 +35,17 @@ describe('admin config', () => {
       'builder.blocked[4]: expected an address or network like "10.0.0.0/8" or "fd00::/8", got "x"',
     ]);
     expect(() => parseConfig({ builder: { blocked: ['10.0.0.0/33', '300.1.1.1'] } }, null)).to.throw(ValidationError, /10\.0\.0\.0\/33[\s\S]*300\.1\.1\.1/);
+  });
+
+  it('apps.per_app overrides apps.* for one app, key by key, and names only apps the server can have', () => {
+    const config = parseConfig({ apps: { packages_per_app: 4, per_app: { web: { packages_per_app: 9, reject_failed_builds: true } } } }, null);
+    expect(appSettings(config, 'web')).to.include({ packages_per_app: 9, reject_failed_builds: true, builds_per_app: 50, branch: 'main' });
+    expect(appSettings(config, 'api')).to.include({ packages_per_app: 4, reject_failed_builds: false });
+    expect(appSettings(config, 'web')).to.not.have.property('per_app');
+    for (const name of ['web.git', 'a..b', 'Web', '__proto__']) {
+      expect(() => parseConfig({ apps: { per_app: { [name]: { builds_per_app: 2 } } } }, null), name).to.throw(ValidationError, `apps.per_app.${name}`);
+    }
+    expect(() => parseConfig({ apps: { per_app: { web: { per_app: {} } } } }, null)).to.throw(ValidationError, 'apps.per_app.web.per_app: unknown key');
   });
 
   it('fills every key with a default; an empty file works and offers python and static', () => {

@@ -5,7 +5,7 @@
  * leaves a stale record, a temp folder, a mount and cgroups that it reports
  * and --fix removes.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -59,19 +59,27 @@ describe('doctor', function () {
 
     const [current, older] = (await world.packages('web')) as [PackageJson, PackageJson];
     unlinkSync(world.packageFile('web', older));
+    // A stray file of this server's app (old enough to be no write in progress), one of an app it does not know, a new one.
+    const hourAgo = new Date(Date.now() - 3600_000);
+    writeFileSync(join(storage, 'packages/web/stray.tar.zst'), 'not a package');
+    utimesSync(join(storage, 'packages/web/stray.tar.zst'), hourAgo, hourAgo);
     mkdirSync(join(storage, 'packages/ghost'), { recursive: true });
-    writeFileSync(join(storage, 'packages/ghost/stray.tar.zst'), 'not a package');
+    writeFileSync(join(storage, 'packages/ghost/other.tar.zst'), 'whose?');
+    utimesSync(join(storage, 'packages/ghost/other.tar.zst'), hourAgo, hourAgo);
+    writeFileSync(join(storage, 'packages/web/new.tar.zst'), 'just written');
     const sick = await doctor();
     expect(sick.exitCode).to.equal(1);
     expect(sick.report.healthy).to.equal(false);
-    expect(sick.report.problems.map((p) => p.kind).sort()).to.deep.equal(['missing-file', 'stray-file']);
+    expect(sick.report.problems.map((p) => p.kind).sort()).to.deep.equal(['missing-file', 'stray-file', 'stray-file', 'stray-file']);
     const messages = sick.report.problems.map((p) => p.message).join('\n');
     expect(messages).to.include(`package ${older.id.slice(0, 12)} of web: its file packages/web/${older.id}.tar.zst is missing`);
-    expect(messages).to.include('packages/ghost/stray.tar.zst (13 B, incomplete) is in storage, but no record names it');
+    expect(sick.report.problems.map((p) => p.message)).to.include('packages/web/stray.tar.zst (13 B, incomplete) is in storage, but no record names it');
+    expect(messages).to.include('packages/ghost/other.tar.zst (6 B, incomplete) is in storage, but no record names it (--fix leaves it');
+    expect(messages).to.include('packages/web/new.tar.zst (12 B, incomplete) is in storage, but no record names it (--fix leaves it');
     expect(messages).to.not.include(storage);
     const plain = await world.cli('doctor');
     expect(plain.exitCode).to.equal(1);
-    expect(plain.lines.filter((l) => /^(missing-file|stray-file): /.test(l))).to.have.length(2);
+    expect(plain.lines.filter((l) => /^(missing-file|stray-file): /.test(l))).to.have.length(4);
 
     // A package changed in place (same size) is found by --deep only; one of another size always.
     const bytes = readFileSync(world.packageFile('web', current));
@@ -86,8 +94,8 @@ describe('doctor', function () {
     expect((await doctor()).report.problems.map((p) => p.kind)).to.include('size-mismatch');
 
     const fixed = await doctor('--fix');
-    expect(fixed.report.fixed).to.deep.equal(['removed packages/ghost/stray.tar.zst from storage (no record named it)']);
-    expect(fixed.report.problems.map((p) => p.kind).sort()).to.deep.equal(['missing-file', 'size-mismatch']);
+    expect(fixed.report.fixed).to.deep.equal(['removed packages/web/stray.tar.zst from storage (no record named it)']);
+    expect(fixed.report.problems.map((p) => p.kind).sort()).to.deep.equal(['missing-file', 'size-mismatch', 'stray-file', 'stray-file']);
     expect(fixed.exitCode).to.equal(1);
   });
 
@@ -140,20 +148,34 @@ describe('doctor', function () {
       const refused = await server.ssh(user, ['doctor']);
       expect(refused.exitCode).to.equal(1);
       expect(refused.stderr).to.include('doctor: only admins may run this command');
-      writeFileSync(join(storage, 'stray'), 'x');
+      mkdirSync(join(storage, 'images'), { recursive: true });
+      writeFileSync(join(storage, 'images/stray'), 'x');
+      const hourAgo = new Date(Date.now() - 3600_000);
+      utimesSync(join(storage, 'images/stray'), hourAgo, hourAgo);
       const result = await server.ssh(admin, ['doctor']);
       expect(result.exitCode).to.equal(1);
-      expect(result.stdout).to.include('stray-file: stray (1 B, incomplete) is in storage, but no record names it');
+      expect(result.stdout).to.include('stray-file: images/stray (1 B, incomplete) is in storage, but no record names it');
       expect(result.stdout).to.not.include(world.dir);
       const fixed = await server.ssh(admin, ['doctor', '--fix']);
       expect(fixed.exitCode, fixed.stdout).to.equal(0);
-      expect(fixed.stdout).to.include('fixed: removed stray from storage');
+      expect(fixed.stdout).to.include('fixed: removed images/stray from storage');
       // A config file broken since the server started: the next start would fail.
-      writeFileSync(world.configFile, `${readFileSync(world.configFile, 'utf8')}\nbogus_key: 1\n`);
+      const good = readFileSync(world.configFile, 'utf8');
+      writeFileSync(world.configFile, `${good}\nbogus_key: hunter2-secret\n`);
       const broken = await server.ssh(admin, ['doctor']);
       expect(broken.exitCode).to.equal(1);
-      expect(broken.stdout).to.include('config: the config file does not load: <config>: bogus_key: unknown key');
-      expect(broken.stdout).to.not.include(world.dir);
+      expect(broken.stdout).to.include('config: the config file does not load: 1 invalid setting(s): bogus_key (check-config on the server tells more)');
+      // Locally the doctor needs the config itself: the command line says what is wrong with it.
+      const local = await world.cli('doctor');
+      expect([local.exitCode, local.stderr]).to.deep.equal([78, `upaas: invalid config: ${world.configFile}: bogus_key: unknown key (known keys: paths, storage, builder, server, admins, bootstrap, commands, apps, interpreters)`]);
+      writeFileSync(world.configFile, `${good}\nx-secret: "hunter2-secret\n  bad: [\n`);
+      const yaml = await server.ssh(admin, ['doctor']);
+      expect(yaml.stdout).to.match(/config: the config file does not load: invalid YAML: .* \(check-config on the server tells more\)/);
+      for (const text of [broken.stdout, yaml.stdout]) {
+        expect(text).to.not.include('hunter2');
+        expect(text).to.not.include(world.dir);
+      }
+      writeFileSync(world.configFile, good);
     });
   });
 });

@@ -115,6 +115,24 @@ describe('build queue: requests alone (pre-receive pushes)', () => {
     expect(started.map((s) => s.request.requestedBy), 'a build nobody waits for does not run').to.deep.equal(['ann', 'cid']);
   });
 
+  it('a held turn keeps its app waiting but uses no worker: held pushes cannot stop other apps from building', async () => {
+    const { run, started } = runner();
+    const queue = new BuildQueue(run, 2);
+    const never = new Promise<void>(() => undefined);
+    for (const app of ['a', 'b']) queue.request({ app, fresh: false, requestedBy: 'ann', alone: true }, { ...listener().l, holdUntil: never });
+    started[0]?.finish();
+    started[1]?.finish();
+    await settle();
+    const other = listener();
+    queue.request({ app: 'c', fresh: false, requestedBy: 'cid' }, other.l);
+    const same = listener();
+    queue.request({ app: 'a', fresh: false, requestedBy: 'dan' }, same.l);
+    await settle();
+    expect(started.map((s) => s.request.app), 'c builds at once; a waits for its held turn').to.deep.equal(['a', 'b', 'c']);
+    expect(other.lines).to.deep.equal([]);
+    expect(same.lines).to.deep.equal(['-----> waiting: build (starting) of a is running']);
+  });
+
   it('drops a waiting alone request whose requester went away, and cancels a running one', async () => {
     const { run, started } = runner();
     const queue = new BuildQueue(run, 1);

@@ -85,7 +85,11 @@ describe('pre-receive and update shims', () => {
 
   it('update refuses only the ref the verdict names, and every ref once the session is gone', async () => {
     const update = (ref: string, session = dir) => shim('update', { UPAAS_HOOK_DIR: session }, [ref, A, B]).then((result) => result.exitCode);
-    expect(await update('refs/heads/main'), 'no verdict').to.equal(0);
+    expect(await update('refs/heads/main'), 'no verdict, built after the refs move').to.equal(0);
+    writeFileSync(join(dir, 'pre-receive'), '');
+    expect(await update('refs/heads/main'), 'no verdict, built before the refs move').to.equal(1);
+    writeFileSync(join(dir, 'verdict'), 'garbage\n');
+    expect(await update('refs/heads/feature'), 'no readable verdict').to.equal(1);
     writeFileSync(join(dir, 'verdict'), 'refuse refs/heads/main\n');
     expect(await update('refs/heads/main')).to.equal(1);
     expect(await update('refs/heads/feature')).to.equal(0);

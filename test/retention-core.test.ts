@@ -81,6 +81,15 @@ describe('retention and package ids (core)', function () {
     ]);
   });
 
+  it('a build identical to a kept package makes that one current as a new release, and keeps its file', async () => {
+    const first = await built('web', 'aaaa000'.padEnd(64, '0'));
+    await built('web', 'bbbb000'.padEnd(64, '0'));
+    services.state.packages.markFileDeleted('web', first);
+    await built('web', first);
+    expect(services.state.packages.current('web')).to.include({ id: first, file: true });
+    expect(services.state.releases.list('web').map((r) => r.package.slice(0, 4))).to.deep.equal(['aaaa', 'bbbb', 'aaaa']);
+  });
+
   it('finds packages by unique prefixes of 7+ hex characters only', async () => {
     const one = await built('web', 'abcdef1'.padEnd(64, '1'));
     const two = await built('web', 'abcdef1'.padEnd(64, '2'));

@@ -22,27 +22,31 @@ export interface Leftovers {
   cgroups: { id: number; dirs: string[] }[];
 }
 
-/** Finds what builds not in `live` left under paths.workdir and in this server's cgroups; changes nothing. */
-export async function findLeftovers(config: Config, live: Set<number>): Promise<Leftovers> {
-  const workdirs: Leftovers['workdirs'] = [];
+/**
+ * Finds what builds that no longer run left under paths.workdir and in this
+ * server's cgroups; changes nothing. The live builds are asked for after the
+ * listing, so a build that starts meanwhile is seen as live, never as left.
+ */
+export async function findLeftovers(config: Config, liveIds: () => Set<number>): Promise<Leftovers> {
+  const found: { id: number; dir: string }[] = [];
   for (const entry of await readdir(config.paths.workdir).catch(() => [] as string[])) {
     const id = BUILD_DIR.exec(entry)?.[1];
-    if (id === undefined || live.has(Number(id))) continue;
-    const dir = join(config.paths.workdir, entry);
-    workdirs.push({ id: Number(id), dir, mounts: await mountsUnder(dir) });
+    if (id !== undefined) found.push({ id: Number(id), dir: join(config.paths.workdir, entry) });
   }
-  const cgroups: Leftovers['cgroups'] = [];
-  let layout;
+  let groups: { id: number; dirs: string[] }[] = [];
   try {
-    layout = detectLayout();
+    const layout = detectLayout();
+    for (const [name, dirs] of await leftoverCgroups(layout, parentName(config.paths.state))) {
+      const id = BUILD_DIR.exec(name)?.[1];
+      if (id !== undefined) groups.push({ id: Number(id), dirs });
+    }
   } catch {
-    return { workdirs, cgroups };
+    groups = [];
   }
-  for (const [name, dirs] of await leftoverCgroups(layout, parentName(config.paths.state))) {
-    const id = BUILD_DIR.exec(name)?.[1];
-    if (id !== undefined && !live.has(Number(id))) cgroups.push({ id: Number(id), dirs });
-  }
-  return { workdirs, cgroups };
+  const live = liveIds();
+  const workdirs: Leftovers['workdirs'] = [];
+  for (const { id, dir } of found.filter((entry) => !live.has(entry.id))) workdirs.push({ id, dir, mounts: await mountsUnder(dir) });
+  return { workdirs, cgroups: groups.filter((group) => !live.has(group.id)) };
 }
 
 /** Marks builds of processes that are gone failed and removes what they left (see findLeftovers); logs each step. */
@@ -50,7 +54,7 @@ export async function sweepInterrupted(config: Config, state: State, log: (line:
   for (const build of state.builds.reapStale()) {
     log(`upaas: build ${build.id} of ${build.app} was interrupted (its process is gone); marked failed`);
   }
-  const { workdirs, cgroups } = await findLeftovers(config, state.builds.liveIds());
+  const { workdirs, cgroups } = await findLeftovers(config, () => state.builds.liveIds());
   for (const { id, dirs } of cgroups) {
     for (const dir of dirs) {
       try {

@@ -9,8 +9,8 @@ export const doctorCommand = defineCommand({
   positionals: [],
   options: { deep: { type: 'boolean' }, fix: { type: 'boolean' }, json: { type: 'boolean' } },
   access: 'admin',
-  async run({ io, services }, { values }) {
-    const report = await runDoctor(services(), { deep: values.deep, fix: values.fix });
+  async run({ io, services, local }, { values }) {
+    const report = await runDoctor(services(), { deep: values.deep, fix: values.fix, local });
     if (values.json) {
       await printJson(io, report);
     } else {

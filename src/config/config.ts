@@ -20,6 +20,7 @@ import {
   PACKAGE_TEXT,
   RELATIVE_FILE,
   REPO_NAME,
+  isAppName,
   USER_OR_ID,
   VERSION_KEY,
   VERSION_TEXT,
@@ -247,6 +248,13 @@ export function parseConfig(raw: unknown, file: string | null): Config {
   });
   if (badNetworks.length > 0) {
     throw new ValidationError(source, badNetworks.map((network) => `builder.blocked: expected ${NETWORK_TEXT}, got ${JSON.stringify(network)}`));
+  }
+  const badApps = Object.keys(parsed.apps.per_app).filter((name) => !isAppName(name));
+  if (badApps.length > 0) {
+    throw new ValidationError(
+      source,
+      badApps.map((name) => `apps.per_app.${name}: invalid key: expected an app name as the server keeps it (no ".git" at the end, no "..")`),
+    );
   }
   if (parsed.builder.compression === 'gzip' && parsed.builder.level > 9) {
     throw new ValidationError(source, [`builder.level: expected 1 to 9 for gzip, got ${parsed.builder.level}`]);

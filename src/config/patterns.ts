@@ -24,5 +24,10 @@ export const RELATIVE_FILE = /^(?!\/)(?!.*(^|\/)\.\.?(\/|$))[^\0]+$/;
 export const NETWORK = /^([0-9.]+|[0-9A-Fa-f:]+)(\/[0-9]{1,3})?$/;
 export const NETWORK_TEXT = 'an address or network like "10.0.0.0/8" or "fd00::/8"';
 
-/** An app (repository) name as repoNameFrom keeps it; that function adds the rest of the rules. */
+/** The characters of an app (repository) name; isAppName has the whole rule. */
 export const REPO_NAME = /^[a-z0-9][a-z0-9._-]*$/;
+
+/** An app name as the server keeps it: REPO_NAME, no "..", not ending in ".git" (the suffix users may add), at most 100 characters. */
+export function isAppName(name: string): boolean {
+  return REPO_NAME.test(name) && !name.includes('..') && !name.endsWith('.git') && name.length <= 100;
+}

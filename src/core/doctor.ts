@@ -14,11 +14,15 @@ import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { formatBytes, hidePaths, serverFolders } from '../builder/log.ts';
-import { imageKey } from '../builder/steps/image.ts';
+import { IMAGES, imageKey } from '../builder/steps/image.ts';
 import { shortOfSpace } from '../builder/free-space.ts';
 import { findLeftovers, sweepInterrupted } from '../builder/sweep.ts';
 import { loadConfig } from '../config/config.ts';
+import { ValidationError } from '../config/schema.ts';
+import { YamlError } from '../config/yaml.ts';
+import { listRepos } from '../git/repos.ts';
 import { SYSTEM_PATH } from '../process/run.ts';
+import type { StoredEntry } from '../storage/handler.ts';
 import type { Services } from './services.ts';
 
 export type ProblemKind =
@@ -56,6 +60,8 @@ export interface DoctorOptions {
   deep?: boolean;
   /** Mend what can be mended: stale builds, leftovers of interrupted builds, files no record names. */
   fix?: boolean;
+  /** The caller is on the server (the local admin): messages may quote the config file. */
+  local?: boolean;
 }
 
 type Needs = Pick<Services, 'config' | 'state' | 'storage'>;
@@ -86,16 +92,26 @@ export async function runDoctor(services: Needs, options: DoctorOptions = {}): P
   return { healthy: problems.length === 0, checks, problems, fixed };
 }
 
-/** The config file still loads (an edit since the server started would stop its next start). */
-async function checkConfig({ config }: Needs): Promise<Problem[]> {
+/**
+ * The config file still loads (an edit since the server started would stop
+ * its next start). A remote admin is told where, not what: the file's text
+ * (YAML's excerpt, a refused value) may hold secrets, and included files are
+ * server paths.
+ */
+async function checkConfig({ config }: Needs, options: DoctorOptions): Promise<Problem[]> {
   if (config.file === null) return [];
   try {
     loadConfig(config.file);
     return [];
   } catch (error) {
-    // The file is named by its role, like the server's folders.
-    const message = (error as Error).message.replaceAll(config.file, '<config>');
-    return [{ check: 'config', kind: 'config', message: `the config file does not load: ${message}` }];
+    const problem = (message: string): Problem[] => [{ check: 'config', kind: 'config', message: `the config file does not load: ${message}` }];
+    if (options.local) return problem((error as Error).message.replaceAll(config.file, '<config>'));
+    if (error instanceof ValidationError) {
+      return problem(`${error.problems.length} invalid setting(s): ${error.problems.map((line) => line.split(':')[0]).join(', ')} (check-config on the server tells more)`);
+    }
+    const [first = ''] = (error as Error).message.split('\n');
+    const reason = error instanceof YamlError ? first.slice(error.source.length + 2) : 'it cannot be read';
+    return problem(`${reason.replace(/\/\S+/g, '<path>')} (check-config on the server tells more)`);
   }
 }
 
@@ -135,7 +151,7 @@ async function checkBuilds({ state }: Needs): Promise<Problem[]> {
 
 /** What interrupted builds left: temp folders, mounts below them, cgroups. Fixed by the same sweep as a server start. */
 async function checkLeftovers({ config, state }: Needs): Promise<Problem[]> {
-  const { workdirs, cgroups } = await findLeftovers(config, state.builds.liveIds());
+  const { workdirs, cgroups } = await findLeftovers(config, () => state.builds.liveIds());
   return [
     ...workdirs.flatMap(({ id, dir, mounts }) => [
       { check: 'leftovers', kind: 'leftover-workdir' as const, message: `${dir} was left by build ${id}, which no longer runs` },
@@ -185,22 +201,45 @@ function namedKeys({ config, state }: Needs): Set<string> {
   return keys;
 }
 
+/**
+ * How old a stray object must be before --fix removes it: a build stores its
+ * package a moment before it records it, and a local write renames its two
+ * files one after the other.
+ */
+const STRAY_GRACE_MS = 10 * 60 * 1000;
+
+/** The stray objects --fix may remove: old enough, and under a prefix that is this server's (an app it knows, its images). */
+function removable(services: Needs, entry: StoredEntry, apps: ReadonlySet<string>): boolean {
+  if (Date.now() - entry.modifiedAt.getTime() < STRAY_GRACE_MS) return false;
+  const [top, app] = entry.key.split('/');
+  return top === IMAGES || (top === 'packages' && app !== undefined && apps.has(app) && services.state.builds.liveFor(app) === null);
+}
+
+/** The apps this server has: repos in paths.repos and records in the state. */
+async function knownApps({ config, state }: Needs): Promise<Set<string>> {
+  return new Set([...(await listRepos(config.paths.repos)), ...state.apps.names()]);
+}
+
 async function checkStorage(services: Needs): Promise<Problem[]> {
   const named = namedKeys(services);
+  const apps = await knownApps(services);
   return (await services.storage.inventory())
     .filter((entry) => !named.has(entry.key))
     .map((entry) => ({
       check: 'storage',
       kind: 'stray-file' as const,
-      message: `${entry.key} (${formatBytes(entry.bytes)}${entry.complete ? '' : ', incomplete'}) is in storage, but no record names it`,
+      message: `${entry.key} (${formatBytes(entry.bytes)}${entry.complete ? '' : ', incomplete'}) is in storage, but no record names it${
+        removable(services, entry, apps) ? '' : ' (--fix leaves it: it is new, or not under an app or the images of this server)'
+      }`,
     }));
 }
 
-/** Removes the stray files, checking each against the records once more just before. */
+/** Removes the stray files this server owns, checking each against the records once more just before. */
 async function fixStorage(services: Needs): Promise<string[]> {
   const done: string[] = [];
+  const apps = await knownApps(services);
   for (const entry of await services.storage.inventory()) {
-    if (namedKeys(services).has(entry.key)) continue;
+    if (namedKeys(services).has(entry.key) || !removable(services, entry, apps)) continue;
     await services.storage.delete(entry.key);
     done.push(`removed ${entry.key} from storage (no record named it)`);
   }

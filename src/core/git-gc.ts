@@ -4,6 +4,7 @@
  * run after it; runs happen one at a time, each within a time limit; a
  * stopping server ends the one that runs. What gc says goes to the server log.
  */
+import { GIT_ENV } from '../git/repos.ts';
 import { run } from '../process/run.ts';
 
 const GC_SECONDS = 600;
@@ -41,7 +42,9 @@ export class GitGc {
     await new Promise((resolve) => setImmediate(resolve));
     for (let repo = this.next(); repo !== undefined; repo = this.next()) {
       const lines: string[] = [];
-      const result = await run('git', ['-C', repo, 'gc', '--auto', '--quiet'], {
+      // In the foreground: git detaches an auto gc by default, which would escape the limit and the stop.
+      const result = await run('git', ['-c', 'gc.autoDetach=false', '-c', 'maintenance.autoDetach=false', '--git-dir', repo, 'gc', '--auto', '--quiet'], {
+        env: GIT_ENV,
         timeoutSeconds: GC_SECONDS,
         signal: this.controller.signal,
         onLine: (line) => lines.push(line),

@@ -34,9 +34,10 @@ export interface Listener {
   /** The build's outcome (null when it never ran). */
   done: (outcome: BuildOutcome | null) => void;
   /**
-   * Once the build is done, the app's turn lasts until this settles too: a
-   * pre-receive push holds it until its ref has moved (or not), so that the
-   * app's next build sees where the ref went.
+   * Once the build is done, the app's turn lasts until this settles too (for
+   * HOLD_MS at most, and without its worker): a pre-receive push holds it
+   * until its ref has moved (or not), so that the app's next build sees where
+   * the ref went.
    */
   holdUntil?: Promise<unknown>;
   /**
@@ -56,6 +57,13 @@ interface Job {
 export type Runner = (request: BuildRequest) => Promise<BuildOutcome>;
 
 const STOPPING = 'the server is stopping; push again in a moment';
+/**
+ * How long an app's turn is held after its build at most: a pusher that stops
+ * reading keeps its receive-pack (and its ref update) waiting, and must not
+ * keep the app from building for good. The next build checks where the ref
+ * is anyway.
+ */
+const HOLD_MS = 30_000;
 const GONE = 'the build did not start: its requester went away';
 
 /** Tells requesters that their build will not run, and why (a system error line), and ends them. */
@@ -85,7 +93,10 @@ async function settledOrAborted(work: Promise<unknown>, signal: AbortSignal): Pr
 const requesterSignal = (request: QueueRequest): AbortSignal | undefined => (request.alone ? request.signal : undefined);
 
 export class BuildQueue {
+  /** Apps whose turn it is (building, or holding the turn after the build). */
   private readonly running = new Map<string, Job>();
+  /** Builds in progress: what builder.workers counts (a held turn uses no worker). */
+  private building = 0;
   /** Waiting jobs, in arrival order (an app has more than one when some are `alone`). */
   private readonly waiting: Job[] = [];
   private stopping = false;
@@ -138,13 +149,13 @@ export class BuildQueue {
     const running = this.running.get(app);
     if (running) {
       listener.line(`${STEP}waiting: build ${running.buildId ?? '(starting)'} of ${app} is running`);
-    } else if (this.running.size >= this.workers) {
-      listener.line(`${STEP}waiting: ${this.running.size} builds are running (builder.workers = ${this.workers})`);
+    } else if (this.building >= this.workers) {
+      listener.line(`${STEP}waiting: ${this.building} builds are running (builder.workers = ${this.workers})`);
     }
   }
 
   private pump(): void {
-    for (let i = 0; i < this.waiting.length && this.running.size < this.workers; ) {
+    for (let i = 0; i < this.waiting.length && this.building < this.workers; ) {
       const job = this.waiting[i] as Job;
       if (this.running.has(job.request.app)) {
         i++;
@@ -160,23 +171,35 @@ export class BuildQueue {
   private start(job: Job): void {
     const { app } = job.request;
     this.running.set(app, job);
-    void this.turn(job).finally(() => {
+    this.building++;
+    let worker = true;
+    const release = () => {
+      if (!worker) return;
+      worker = false;
+      this.building--;
+      this.pump();
+    };
+    void this.turn(job, release).finally(() => {
       this.running.delete(app);
+      release();
       this.pump();
     });
   }
 
   /** One job's turn: the listeners that still want it, its build, how it went, and any hold of the turn after it. */
-  private async turn(job: Job): Promise<void> {
+  private async turn(job: Job, releaseWorker: () => void): Promise<void> {
     // Without checks the build starts at once, in this turn of the event loop.
     if ([...job.listeners].some((listener) => listener.ready)) await this.admit(job);
     if (job.listeners.size === 0) return;
     if (requesterSignal(job.request)?.aborted) return refuse(job.listeners, GONE);
     const outcome = await this.build(job);
+    releaseWorker();
     for (const listener of job.listeners) listener.done(outcome);
     const holds = [...job.listeners].flatMap((listener) => (listener.holdUntil ? [listener.holdUntil] : []));
-    // A hold ends with the server's cancel (builder.grace is over) at the latest.
-    await settledOrAborted(Promise.allSettled(holds), this.controller.signal);
+    if (holds.length === 0) return;
+    // A hold ends after HOLD_MS, or with the server's cancel (builder.grace is over), at the latest.
+    const limit = AbortSignal.any([this.controller.signal, AbortSignal.timeout(HOLD_MS)]);
+    await settledOrAborted(Promise.allSettled(holds), limit);
   }
 
   /** Asks each listener with a `ready` check whether the build should still run; drops (and ends) those that say no. */

@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { join, relative, resolve, sep } from 'node:path';
-import { REPO_NAME } from '../config/patterns.ts';
+import { isAppName } from '../config/patterns.ts';
 import { capture, captureBytes } from '../process/run.ts';
 import type { ChangelogEntry } from '../state/packages.ts';
 
@@ -35,7 +35,7 @@ export class RepoError extends Error {
  */
 export function repoNameFrom(input: string): string {
   const name = input.endsWith('.git') ? input.slice(0, -4) : input;
-  if (!REPO_NAME.test(name) || name.includes('..') || name.endsWith('.git') || name.length > 100) {
+  if (!isAppName(name)) {
     throw new RepoError(
       `invalid app name ${JSON.stringify(input)}: expected lowercase letters, digits, ".", "_" and "-", starting with a letter or digit (and an optional ".git" once)`,
     );
@@ -75,7 +75,8 @@ export function repoPath(reposDir: string, app: string): string {
   return path;
 }
 
-const GIT_ENV = { GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null', GIT_TERMINAL_PROMPT: '0' };
+/** git on the host reads no system or global config and never prompts. */
+export const GIT_ENV = { GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null', GIT_TERMINAL_PROMPT: '0' };
 
 const git = (repo: string, args: string[]) => capture('git', ['--git-dir', repo, ...args], { env: GIT_ENV });
 
@@ -84,11 +85,21 @@ const REVISION_INPUT = /^(?!-)[A-Za-z0-9._/^~@{}-]+$/;
 /** The commit sha of `rev` (a branch, tag or sha), or a RepoError. */
 export async function resolveRevision(repo: string, rev: string): Promise<string> {
   if (!REVISION_INPUT.test(rev)) throw new RepoError(`invalid revision ${JSON.stringify(rev)}`);
+  // A full ref name means that ref: rev-parse would fall back to refs/tags/<name> (a tag a writer named so).
+  const exact = rev.startsWith('refs/') ? await refTarget(repo, rev) : rev;
   try {
-    return (await git(repo, ['rev-parse', '--verify', '--quiet', '--end-of-options', `${rev}^{commit}`])).trim();
+    if (exact === null) throw new RepoError('no such ref');
+    return (await git(repo, ['rev-parse', '--verify', '--quiet', '--end-of-options', `${exact}^{commit}`])).trim();
   } catch {
     throw new RepoError(`revision ${rev} does not exist in the repository`);
   }
+}
+
+/** The object the ref named exactly `ref` points at in the bare repo at `repo`, or null when there is no such ref. */
+export async function refTarget(repo: string, ref: string): Promise<string | null> {
+  const lines = (await git(repo, ['for-each-ref', '--format=%(objectname) %(refname)', '--', ref])).split('\n');
+  const line = lines.find((entry) => entry.slice(entry.indexOf(' ') + 1) === ref);
+  return line ? line.slice(0, line.indexOf(' ')) : null;
 }
 
 /** A file's bytes at a revision, or null when the revision has no such file. */

@@ -13,9 +13,9 @@ import { lstat, mkdir, readFile, realpath, symlink, writeFile } from 'node:fs/pr
 import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import { capture } from '../process/run.ts';
+import { GIT_ENV } from './repos.ts';
 
 const ZERO = /^0+$/;
-const GIT_ENV = { GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null', GIT_TERMINAL_PROMPT: '0' };
 
 /** The names a borrowed object folder may have beside the repo. */
 const BORROWED_NAME = /^objects-[0-9]{1,2}$/;
@@ -97,10 +97,4 @@ function packedRefs(refs: Map<string, string>, updates: readonly PushedRef[]): s
     else after.set(update.ref, update.new);
   }
   return [...after].map(([ref, sha]) => `${sha} ${ref}\n`).join('');
-}
-
-/** The object `ref` of the bare repo at `repo` points at, or null when there is no such ref. */
-export async function refTarget(repo: string, ref: string): Promise<string | null> {
-  const result = await execa('git', ['--git-dir', repo, 'rev-parse', '--verify', '--quiet', '--end-of-options', ref], { env: GIT_ENV, reject: false });
-  return result.exitCode === 0 ? String(result.stdout).trim() : null;
 }

@@ -91,7 +91,12 @@ export class Packages {
     this.releases = new Releases(db);
   }
 
-  /** Records a built package and makes it the app's current one as a new release, in one transaction. */
+  /**
+   * Records a built package and makes it the app's current one as a new
+   * release, in one transaction. A build whose archive is byte for byte a
+   * package the app has (the same id) makes that one current, its file
+   * (written again under the same key) kept.
+   */
   addAsCurrent(pkg: Omit<PackageRecord, 'current' | 'file'>, by: string | null): ReleaseRecord {
     return this.db
       .transaction(() => {
@@ -100,7 +105,8 @@ export class Packages {
           .prepare(
             `INSERT INTO packages (app, id, parent, fresh, revision, author, date, description, changelog,
                interpreter_type, interpreter_version, bytes, storage_key, compression, created_at, metadata, build_id)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (app, id) DO UPDATE SET file_deleted_at = NULL`,
           )
           .run(
             pkg.app,

@@ -20,6 +20,8 @@ export interface StoredEntry {
   bytes: number;
   /** False when a part is missing (a local file without its hash, or a hash without its file). */
   complete: boolean;
+  /** When it was last written. */
+  modifiedAt: Date;
 }
 
 /** A key, or a function that names the object from its SHA-256 once it is known. */

@@ -155,20 +155,21 @@ export class LocalStorage implements StorageHandler {
 
   async inventory(): Promise<StoredEntry[]> {
     const entries = (await readdir(this.dir, { recursive: true, withFileTypes: true }).catch(() => [])).filter((entry) => entry.isFile());
-    const files = new Map<string, number>();
+    const files = new Map<string, { bytes: number; modifiedAt: Date }>();
     for (const entry of entries) {
       const key = relative(this.dir, join(entry.parentPath, entry.name));
       if (key === '.tmp' || key.startsWith('.tmp/')) continue;
-      files.set(key, (await stat(join(this.dir, key)).catch(() => null))?.size ?? 0);
+      const info = await stat(join(this.dir, key)).catch(() => null);
+      files.set(key, { bytes: info?.size ?? 0, modifiedAt: info?.mtime ?? new Date() });
     }
     const out: StoredEntry[] = [];
-    for (const [key, bytes] of files) {
+    for (const [key, { bytes, modifiedAt }] of files) {
       if (key.endsWith(SIDECAR)) {
         const object = key.slice(0, -SIDECAR.length);
-        if (!files.has(object)) out.push({ key: object, bytes: 0, complete: false });
+        if (!files.has(object)) out.push({ key: object, bytes: 0, complete: false, modifiedAt });
         continue;
       }
-      out.push({ key, bytes, complete: files.has(`${key}${SIDECAR}`) });
+      out.push({ key, bytes, complete: files.has(`${key}${SIDECAR}`), modifiedAt });
     }
     return out.sort((a, b) => a.key.localeCompare(b.key));
   }
