@@ -180,7 +180,12 @@ describe('day two: retention, releases, rollback, config vars (fixture image)', 
       '.upaas.yml': metadata({
         ...STATIC,
         env: { DB_URL: 'from-metadata', KEEP: 'metadata' },
-        actions: { setup: { before: '[ "$DB_URL" = "postgres://x" ] && [ "$KEEP" = metadata ] && [ "$HOME" = /home/app ] && echo ok > cv-ok' } },
+        actions: {
+          setup: {
+            before: '[ "$DB_URL" = "postgres://x" ] && [ "$KEEP" = metadata ] && [ "$HOME" = /home/app ] && echo ok > cv-ok',
+            main: 'echo "the token is $TOKEN"',
+          },
+        },
       }),
     });
     const set = await world.cli('config', 'set', name, 'DB_URL=postgres://x', `TOKEN=${secret}`);
@@ -204,6 +209,12 @@ describe('day two: retention, releases, rollback, config vars (fixture image)', 
 
     const result = await world.cli('config', 'set', name, 'EXTRA=1', '--build');
     expect(result.exitCode, result.stdout + result.stderr).to.equal(0);
+    // An action that prints a value: the pusher and the log (readers may read it) see it masked.
+    expect(result.stdout).to.include('the token is ********');
+    expect(result.stdout).to.not.include(secret);
+    const log = await world.cli('log', name);
+    expect(log.stdout).to.include('the token is ********');
+    expect(log.stdout).to.not.include(secret);
     const [pkg] = await world.packages(name);
     const tree = await world.unpack(name, pkg as PackageJson);
     expect(existsSync(join(tree, 'home/app/cv-ok')), 'the before action saw the config vars over the metadata env').to.equal(true);

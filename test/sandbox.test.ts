@@ -1,5 +1,5 @@
 /** The chroot sandbox: namespaces, time limits, binds, and nothing left behind. */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
@@ -125,6 +125,30 @@ describe('sandbox', function () {
     expect(existsSync(marker), 'a host program ran from the app-chosen PATH').to.equal(false);
     expect(result.ok, lines.join('\n')).to.equal(true);
     expect(lines).to.include(`path=${trap}:/usr/bin:/bin`).and.include('preload=/nonexistent/evil.so');
+  });
+
+  it("keeps the command's environment values out of every process's arguments (any host user reads /proc/PID/cmdline)", async () => {
+    const secret = `s3cret-${process.pid}-value`;
+    const running = runInSandbox(root, ['/bin/sh', '-c', 'sleep 1; test "$TOKEN" = "$EXPECTED" && echo same'], {
+      env: { TOKEN: `${secret} with "quotes", $dollars and\na line break`, EXPECTED: `${secret} with "quotes", $dollars and\na line break` },
+      onLine: (line) => seen.push(line),
+    });
+    const seen: string[] = [];
+    await new Promise((r) => setTimeout(r, 500));
+    const found = readdirSync('/proc')
+      .filter((pid) => /^[0-9]+$/.test(pid))
+      .filter((pid) => {
+        try {
+          return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(secret);
+        } catch {
+          return false;
+        }
+      })
+      .join(' ');
+    const result = await running;
+    expect(found, 'processes whose arguments hold the value').to.equal('');
+    expect(result.ok).to.equal(true);
+    expect(seen).to.deep.equal(['same']);
   });
 
   it('dies with the server: killing the process that started a command (even with SIGKILL) kills the command', async () => {

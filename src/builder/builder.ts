@@ -85,14 +85,17 @@ export async function build(services: Services, request: BuildRequest): Promise<
   }
   const record = state.builds.start(request.app, { fresh: Boolean(request.fresh), requestedBy: request.requestedBy });
   request.onStart?.(record.id);
-  const log = new BuildLog(sink, logFile(config.paths.state, request.app, record.id), config.builder.logsize * 1024 * 1024, serverFolders(config.paths, services.storage.hostFolders));
+  // The app's config vars, read once: its actions see them, its log (which readers may read) shows them masked.
+  const configVars = state.configVars.get(request.app);
+  const hidden = [...serverFolders(config.paths, services.storage.hostFolders), ...maskedValues(configVars)].sort((a, b) => b[0].length - a[0].length);
+  const log = new BuildLog(sink, logFile(config.paths.state, request.app, record.id), config.builder.logsize * 1024 * 1024, hidden);
   log.step(`Build ${record.id} of ${request.app}${request.fresh ? ' (fresh)' : ''}`);
   // builder.timelimit bounds the whole build: past it, every step's programs get the same abort as a cancel.
   const limit = config.builder.timelimit;
   const overtime = AbortSignal.timeout(limit * 1000);
   const signal = request.signal ? AbortSignal.any([request.signal, overtime]) : overtime;
   try {
-    const pkg = await runBuild(services, { ...request, signal }, repo, record.id, log, stats);
+    const pkg = await runBuild(services, { ...request, signal }, repo, record.id, log, stats, configVars);
     log.step(`Package ${pkg.id} (${formatBytes(pkg.bytes)}) is now current for ${request.app}`);
     state.builds.finish(record.id, { status: 'succeeded', packageId: pkg.id, log: log.text() });
     return { ok: true, buildId: record.id, package: pkg, timings: timings() };
@@ -109,6 +112,15 @@ export async function build(services: Services, request: BuildRequest): Promise<
   } finally {
     await log.close();
   }
+}
+
+/** Shorter values would mask ordinary words of the output. */
+const MIN_MASKED = 4;
+
+/** Each line of each config var value (of MIN_MASKED characters or more), with what the log shows instead. */
+function maskedValues(vars: Record<string, string>): [string, string][] {
+  const parts = Object.values(vars).flatMap((value) => value.split(/\r?\n/));
+  return [...new Set(parts.filter((part) => part.length >= MIN_MASKED))].map((part): [string, string] => [part, '********']);
 }
 
 /** Runs `check`; a user error it throws is reported as invalid metadata in `source`. */
@@ -130,6 +142,7 @@ async function runBuild(
   buildId: number,
   log: BuildLog,
   stats: BuildContext['stats'],
+  configVars: Record<string, string>,
 ): Promise<PackageRecord> {
   const { config, state, storage } = services;
   const app = request.app;
@@ -149,7 +162,6 @@ async function runBuild(
   const current = state.packages.current(app);
   // Retention keeps what a running build starts from.
   state.builds.update(buildId, { basePackage: current?.id ?? null });
-  const configVars = state.configVars.get(app);
   // Problems found in the metadata here name the file and the revision like the schema's do.
   const source = `${settings.metadata} at ${revision.slice(0, 12)}`;
   inMetadata(source, () => {

@@ -28,6 +28,9 @@ import { type RunOptions, type RunResult, SYSTEM_PATH, run } from '../process/ru
 import { type Confinement, UNCONFINED } from './jail.ts';
 import { kernelShares, userNamespacePrefix } from './userns.ts';
 
+/** How the command's environment passes the host side (SETUP_SCRIPT). */
+const ENV_PREFIX = 'UPAAS_SANDBOX_ENV_';
+
 const SETUP_SCRIPT = `
 set -eu
 unset SHLVL
@@ -82,9 +85,12 @@ while [ "$1" = "--bind-ro" ]; do
 done
 [ "$1" = "--" ] && shift
 # In the chroot, with the capabilities gone: the working directory, the
-# command's environment (NAME=VALUE arguments up to a "--"), then the command.
-# The command's environment never reaches a host process.
-exec capsh --chroot="$root" --drop="$drop" --shell=/bin/sh -- -c 'cd -- "$1" && shift && unset OLDPWD && while [ "$1" != -- ]; do export "$1"; shift; done; shift; exec "$@"' upaas-sandbox "$wd" "$@"
+# command's environment, then the command. The environment's names come as
+# arguments up to a "--" (checked names only), their values in this process's
+# own environment as UPAAS_SANDBOX_ENV_NAME: values are no argument that any
+# user of the host could read in /proc/PID/cmdline, and no name can steer a
+# host program (LD_PRELOAD arrives as UPAAS_SANDBOX_ENV_LD_PRELOAD).
+exec capsh --chroot="$root" --drop="$drop" --shell=/bin/sh -- -c 'cd -- "$1" && shift && unset OLDPWD && while [ "$1" != -- ]; do eval "$1=\\"\\$UPAAS_SANDBOX_ENV_$1\\"; export $1; unset UPAAS_SANDBOX_ENV_$1"; shift; done; shift; exec "$@"' upaas-sandbox "$wd" "$@"
 `;
 
 /** Where binds live inside the chroot: under /run, a tmpfs, so nothing is left in the image. */
@@ -178,6 +184,11 @@ export function runInSandbox(root: string, argv: readonly string[], options: San
   const prefix = confinedPrefix(jail, [], true);
   // The host's own resolv.conf only where the build uses the host's network.
   const resolv = jail.resolvConf ?? (jail.network === 'host' ? '/etc/resolv.conf' : '');
+  const env = options.env ?? {};
+  const names = Object.keys(env);
+  for (const name of names) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new Error(`sandbox: invalid environment variable name ${JSON.stringify(name)}`);
+  }
   const hostArgs = [
     ...prefix.argv,
     '/bin/sh',
@@ -192,10 +203,7 @@ export function runInSandbox(root: string, argv: readonly string[], options: San
     kernelShares(jail.shareParts).join(' '),
     ...binds,
     '--',
-    ...Object.entries(options.env ?? {}).map(([name, value]) => {
-      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new Error(`sandbox: invalid environment variable name ${JSON.stringify(name)}`);
-      return `${name}=${value}`;
-    }),
+    ...names,
     '--',
     ...argv,
   ];
@@ -204,8 +212,9 @@ export function runInSandbox(root: string, argv: readonly string[], options: San
     cwd: '/',
     cleanEnv: true,
     // The host side (unshare, the setup script, mount, capsh) gets PATH and
-    // the inner script only: an app's PATH or LD_PRELOAD must not steer root on the host.
-    env: { PATH: SYSTEM_PATH },
+    // the command's values under names of their own (see SETUP_SCRIPT): an
+    // app's PATH or LD_PRELOAD must not steer root on the host.
+    env: { PATH: SYSTEM_PATH, ...Object.fromEntries(Object.entries(env).map(([name, value]) => [`${ENV_PREFIX}${name}`, value])) },
   });
 }
 
