@@ -112,9 +112,15 @@ describe('doctor', function () {
     child.kill('SIGKILL');
     await child;
     await sleep(300);
+    // And an old stray file of that app: deciding whether --fix may remove it must not change anything either.
+    mkdirSync(join(storage, 'packages/slow'), { recursive: true });
+    writeFileSync(join(storage, 'packages/slow/stray.tar.zst'), 'x');
+    const hourAgo = new Date(Date.now() - 3600_000);
+    utimesSync(join(storage, 'packages/slow/stray.tar.zst'), hourAgo, hourAgo);
 
     const sick = await doctor();
     expect(sick.exitCode).to.equal(1);
+    expect(JSON.parse((await world.cli('builds', 'slow', '--json')).stdout)[0], 'a doctor without --fix changes nothing').to.include({ status: 'running' });
     const kinds = new Set(sick.report.problems.map((p) => p.kind));
     expect([...kinds].sort()).to.include.members(['leftover-cgroup', 'leftover-mount', 'leftover-workdir', 'stale-build']);
     expect(sick.report.problems.find((p) => p.kind === 'leftover-workdir')?.message).to.match(/^<workdir>\/slow-1-[A-Za-z0-9]{6} was left by build 1/);
@@ -124,6 +130,7 @@ describe('doctor', function () {
     expect(fixed.exitCode).to.equal(0);
     expect(fixed.report.fixed.join('\n')).to.include('build 1 of slow was interrupted (its process is gone); marked failed');
     expect(fixed.report.fixed.join('\n')).to.match(/removed <workdir>\/slow-1-/);
+    expect(fixed.report.fixed).to.include('removed packages/slow/stray.tar.zst from storage (no record named it)');
     expect(JSON.parse((await world.cli('builds', 'slow', '--json')).stdout)[0]).to.include({ status: 'failed', errorKind: 'system' });
   });
 

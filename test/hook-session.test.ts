@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { execa } from 'execa';
+import { parseConfig } from '../src/config/config.ts';
 import { HookSessionFactory, parseRequest } from '../src/server/hook-session.ts';
 import { BuildQueue } from '../src/core/queue.ts';
 import { PROJECT } from './helpers/world.ts';
@@ -32,7 +33,7 @@ describe('post-receive shim and hook sessions', function () {
       request.onLine?.(`-----> building ${request.revision} for ${request.requestedBy}`);
       return { ok: false, buildId: 1, error: new Error('not built here') as never, timings: { totalMs: 0, commandMs: 0 } };
     }, 1);
-    factory = new HookSessionFactory(dir, 'main', queue);
+    factory = new HookSessionFactory(dir, parseConfig({ paths: { repos: join(dir, 'repos'), state: join(dir, 'state') } }, null), queue);
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 

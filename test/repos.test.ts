@@ -8,10 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { expect } from 'chai';
+import { execa } from 'execa';
 import { parseConfig } from '../src/config/config.ts';
 import { createRepository, deleteRepository, sweepDeletions } from '../src/core/repos.ts';
 import type { Services } from '../src/core/services.ts';
-import { repoNameFrom } from '../src/git/repos.ts';
+import { repoNameFrom, resolveRevision } from '../src/git/repos.ts';
 import { State } from '../src/state/state.ts';
 import { LocalStorage } from '../src/storage/local.ts';
 
@@ -116,5 +117,20 @@ describe('repo operations (core)', function () {
     expect(services.state.apps.names()).to.not.include('a.git');
     expect(await services.storage.exists(key)).to.equal(false);
     expect(existsSync(join(dir, 'repos', 'a.git')), 'the repo of a stays').to.equal(true);
+  });
+
+  it('a full ref name resolves to that ref only: a tag named like the deploy branch is not the branch', async () => {
+    const bare = join(dir, 'names.git');
+    await execa('git', ['init', '--quiet', '--bare', bare]);
+    const env = { GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@x', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@x' };
+    const tree = String((await execa('git', ['--git-dir', bare, 'mktree'], { input: '' })).stdout);
+    const commit = String((await execa('git', ['--git-dir', bare, 'commit-tree', '-m', 'x', tree], { env })).stdout);
+    await execa('git', ['--git-dir', bare, 'update-ref', 'refs/tags/refs/heads/main', commit]);
+    await resolveRevision(bare, 'refs/heads/main').then(
+      () => expect.fail('the tag passed for the branch'),
+      (error: unknown) => expect((error as Error).message).to.equal('revision refs/heads/main does not exist in the repository'),
+    );
+    await execa('git', ['--git-dir', bare, 'update-ref', 'refs/heads/main', commit]);
+    expect(await resolveRevision(bare, 'refs/heads/main')).to.equal(commit);
   });
 });

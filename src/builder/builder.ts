@@ -25,6 +25,7 @@ import { installInterpreter } from './steps/interpreter.ts';
 import { runSetupActions } from './steps/actions.ts';
 import { archivePackage } from './steps/archive.ts';
 import { Cleanup } from '../process/cleanup.ts';
+import { serverLog } from '../process/server-log.ts';
 import { Jail } from '../sandbox/jail.ts';
 import { removeTree } from '../sandbox/mounts.ts';
 import type { PackageRecord } from '../state/packages.ts';
@@ -67,9 +68,7 @@ export interface BuildServices {
   storage: StorageHandler;
 }
 
-type Services = BuildServices;
-
-export async function build(services: Services, request: BuildRequest): Promise<BuildOutcome> {
+export async function build(services: BuildServices, request: BuildRequest): Promise<BuildOutcome> {
   const { config, state } = services;
   const sink = request.onLine ?? (() => undefined);
   const started = performance.now();
@@ -136,7 +135,7 @@ function inMetadata<T>(source: string, check: () => T): T {
 }
 
 async function runBuild(
-  services: Services,
+  services: BuildServices,
   request: BuildRequest,
   repo: string,
   buildId: number,
@@ -146,22 +145,20 @@ async function runBuild(
 ): Promise<PackageRecord> {
   const { config, state, storage } = services;
   const app = request.app;
+  const settings = appSettings(config, app);
 
   // Inputs first: nothing is unpacked until they are known to be good.
   let revision: string;
   try {
     // The deploy branch by its full name: a tag that a writer named like the branch must not win.
-    revision = await resolveRevision(repo, request.revision ?? `refs/heads/${appSettings(config, app).branch}`);
+    revision = await resolveRevision(repo, request.revision ?? `refs/heads/${settings.branch}`);
   } catch (error) {
     if (error instanceof RepoError) throw userError(error.message);
     throw error;
   }
   state.builds.update(buildId, { revision });
-  const settings = appSettings(config, app);
   const metadata = await loadMetadata(repo, revision, settings.metadata);
   const current = state.packages.current(app);
-  // Retention keeps what a running build starts from.
-  state.builds.update(buildId, { basePackage: current?.id ?? null });
   // Problems found in the metadata here name the file and the revision like the schema's do.
   const source = `${settings.metadata} at ${revision.slice(0, 12)}`;
   inMetadata(source, () => {
@@ -178,7 +175,8 @@ async function runBuild(
     log.step(`Building a fresh package: ${chosen.mustBeFresh}`);
     fresh = true;
   }
-  state.builds.update(buildId, { fresh, ...(fresh ? { basePackage: null } : {}) });
+  // Recorded with no await since `current` was read: retention keeps what a running build starts from.
+  state.builds.update(buildId, { fresh, basePackage: fresh ? null : (current?.id ?? null) });
   const plan = makePlan(config, metadata, chosen.interpreter);
   const commit = await commitInfo(repo, revision);
   log.step(`Revision ${revision.slice(0, 12)}: ${commit.subject} (${commit.author})`);
@@ -260,7 +258,7 @@ async function runBuild(
 }
 
 /** The build's jail in its temp folder, from builder.network and builder.limits; a failure is a system error. */
-async function confine(config: Services['config'], tmp: string, cleanup: Cleanup): Promise<Jail> {
+async function confine(config: Config, tmp: string, cleanup: Cleanup): Promise<Jail> {
   const { network, limits, blocked, workers } = config.builder;
   try {
     return await Jail.open(
@@ -278,7 +276,7 @@ async function confine(config: Services['config'], tmp: string, cleanup: Cleanup
  * the workdir or a storage folder: a system error that names the folder (the
  * log shows it by its role) and what is free.
  */
-async function ensureFreeSpace(config: Services['config'], storageFolders: readonly string[]): Promise<void> {
+async function ensureFreeSpace(config: Config, storageFolders: readonly string[]): Promise<void> {
   const wanted = config.builder.min_free;
   const [short] = await shortOfSpace([config.paths.workdir, ...storageFolders], wanted);
   if (short) {
@@ -296,6 +294,3 @@ async function withinLimits<T>(ctx: BuildContext, steps: () => Promise<T>): Prom
     throw error;
   }
 }
-
-/** Where the server's own log goes: its stderr (a build's log is the app's to read, and names no server path). */
-const serverLog = (line: string) => process.stderr.write(`${new Date().toISOString()} upaas: ${line}\n`);

@@ -4,6 +4,7 @@
  * retention, whatever the outcome.
  */
 import { type BuildOutcome, type BuildRequest, build } from '../builder/builder.ts';
+import { serverLog } from '../process/server-log.ts';
 import { applyRetention } from './retention.ts';
 import type { Services } from './services.ts';
 
@@ -16,7 +17,7 @@ export async function runBuild(services: Needs, request: BuildRequest): Promise<
       await applyRetention(services, request.app);
     } catch (error) {
       // The build's outcome stands; what was not deleted now is deleted after the next one (or by `doctor --fix`).
-      process.stderr.write(`${new Date().toISOString()} upaas: retention of ${request.app}: ${(error as Error).message}\n`);
+      serverLog(`retention of ${request.app}: ${(error as Error).message}`);
     }
   }
   return outcome;

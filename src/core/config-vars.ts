@@ -11,10 +11,15 @@ import type { Services } from './services.ts';
 /** Names the builder sets itself for every action: a config var of that name would never be seen. */
 const FORCED = /^(HOME|UPAAS_.*)$/;
 
-/** Checks one variable name; a CoreError that names it when it is no env name or one the builder sets. */
-function checkName(name: string): string {
+/** A CoreError that names `name` when it is no env name. */
+function checkEnvName(name: string): string {
   if (!ENV_NAME.test(name)) throw new CoreError(`invalid config var name ${JSON.stringify(name)}: expected letters, digits and _, not starting with a digit`, 400);
-  if (FORCED.test(name)) throw new CoreError(`config var ${name}: HOME and UPAAS_* are set by the builder for every action`, 400);
+  return name;
+}
+
+/** A name that may be set: an env name the builder does not set itself. */
+function checkName(name: string): string {
+  if (FORCED.test(checkEnvName(name))) throw new CoreError(`config var ${name}: HOME and UPAAS_* are set by the builder for every action`, 400);
   return name;
 }
 
@@ -51,7 +56,7 @@ export function setConfigVars(services: Pick<Services, 'state'>, app: string, va
 
 /** Unsets variables of `app`; names it does not have are refused, so that a typo does not pass for done. */
 export function unsetConfigVars(services: Pick<Services, 'state'>, app: string, names: string[], by: string): Record<string, string> {
-  for (const name of names) if (!ENV_NAME.test(name)) checkName(name);
+  for (const name of names) checkEnvName(name);
   return services.state.configVars.change(app, { unset: names, by }, () => {
     const have = services.state.configVars.get(app);
     const missing = names.filter((name) => !(name in have));

@@ -208,38 +208,39 @@ function namedKeys({ config, state }: Needs): Set<string> {
  */
 const STRAY_GRACE_MS = 10 * 60 * 1000;
 
-/** The stray objects --fix may remove: old enough, and under a prefix that is this server's (an app it knows, its images). */
-function removable(services: Needs, entry: StoredEntry, apps: ReadonlySet<string>): boolean {
+/** The stray objects --fix may remove: old enough, and under a prefix that is this server's (an app it knows with no live build, its images). */
+function removable(entry: StoredEntry, owned: { apps: ReadonlySet<string>; building: ReadonlySet<string> }): boolean {
   if (Date.now() - entry.modifiedAt.getTime() < STRAY_GRACE_MS) return false;
   const [top, app] = entry.key.split('/');
-  return top === IMAGES || (top === 'packages' && app !== undefined && apps.has(app) && services.state.builds.liveFor(app) === null);
+  return top === IMAGES || (top === 'packages' && app !== undefined && owned.apps.has(app) && !owned.building.has(app));
 }
 
-/** The apps this server has: repos in paths.repos and records in the state. */
-async function knownApps({ config, state }: Needs): Promise<Set<string>> {
-  return new Set([...(await listRepos(config.paths.repos)), ...state.apps.names()]);
+/** The apps this server has (repos in paths.repos, records in the state) and those building now; reads only. */
+async function ownedApps({ config, state }: Needs): Promise<{ apps: Set<string>; building: Set<string> }> {
+  return { apps: new Set([...(await listRepos(config.paths.repos)), ...state.apps.names()]), building: state.builds.liveApps() };
+}
+
+/** The storage entries no record names, each with whether --fix may remove it. */
+async function strays(services: Needs): Promise<{ entry: StoredEntry; removable: boolean }[]> {
+  const named = namedKeys(services);
+  const owned = await ownedApps(services);
+  return (await services.storage.inventory()).filter((entry) => !named.has(entry.key)).map((entry) => ({ entry, removable: removable(entry, owned) }));
 }
 
 async function checkStorage(services: Needs): Promise<Problem[]> {
-  const named = namedKeys(services);
-  const apps = await knownApps(services);
-  return (await services.storage.inventory())
-    .filter((entry) => !named.has(entry.key))
-    .map((entry) => ({
-      check: 'storage',
-      kind: 'stray-file' as const,
-      message: `${entry.key} (${formatBytes(entry.bytes)}${entry.complete ? '' : ', incomplete'}) is in storage, but no record names it${
-        removable(services, entry, apps) ? '' : ' (--fix leaves it: it is new, or not under an app or the images of this server)'
-      }`,
-    }));
+  return (await strays(services)).map(({ entry, removable: mayGo }) => ({
+    check: 'storage',
+    kind: 'stray-file' as const,
+    message: `${entry.key} (${formatBytes(entry.bytes)}${entry.complete ? '' : ', incomplete'}) is in storage, but no record names it${
+      mayGo ? '' : ' (--fix leaves it: it is new, or not under an app or the images of this server)'
+    }`,
+  }));
 }
 
-/** Removes the stray files this server owns, checking each against the records once more just before. */
+/** Removes the stray files this server owns. */
 async function fixStorage(services: Needs): Promise<string[]> {
   const done: string[] = [];
-  const apps = await knownApps(services);
-  for (const entry of await services.storage.inventory()) {
-    if (namedKeys(services).has(entry.key) || !removable(services, entry, apps)) continue;
+  for (const { entry } of (await strays(services)).filter((stray) => stray.removable)) {
     await services.storage.delete(entry.key);
     done.push(`removed ${entry.key} from storage (no record named it)`);
   }

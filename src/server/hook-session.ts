@@ -35,6 +35,7 @@ import { existingRepoPath, refTarget } from '../git/repos.ts';
 import { makeSourceRepo, quarantineFolder } from '../git/source-repo.ts';
 import type { HookSession, HookSessions } from '../git/service.ts';
 import { BoundedOutput } from '../process/bounded-output.ts';
+import { serverLog } from '../process/server-log.ts';
 import { type HookRequest, type PushPlan, type RefUpdate, planPush } from './push.ts';
 
 const REF_LINE = /^ref ([0-9a-f]{40}|[0-9a-f]{64}) ([0-9a-f]{40}|[0-9a-f]{64}) (refs\/[^\s]+)$/;
@@ -75,18 +76,12 @@ interface Push {
   ended: Promise<void>;
 }
 
-/** The server's own log (stderr): what the pusher is not shown. */
-const serverLog = (line: string) => process.stderr.write(`${new Date().toISOString()} upaas: ${line}\n`);
 
 export class HookSessionFactory implements HookSessions {
-  /**
-   * `settings`: the server's config (each app's deploy branch and
-   * apps.reject_failed_builds), or just the deploy branch of every app, which
-   * always builds after the refs moved.
-   */
+  /** `config`: each app's deploy branch and apps.reject_failed_builds, and where the repos are. */
   constructor(
     private readonly dir: string,
-    private readonly settings: string | Config,
+    private readonly config: Config,
     private readonly queue: BuildQueue,
     /** Housekeeping of each repo a push reached, after the push (none in unit tests). */
     private readonly gc?: GitGc,
@@ -125,9 +120,8 @@ export class HookSessionFactory implements HookSessions {
 
   /** The app's deploy branch and whether (and in which repo) its builds decide its pushes. */
   private modeOf(app: string): PushMode {
-    if (typeof this.settings === 'string') return { branch: this.settings, rejectIn: null };
-    const settings = appSettings(this.settings, app);
-    return { branch: settings.branch, rejectIn: settings.reject_failed_builds ? existingRepoPath(this.settings.paths.repos, app) : null };
+    const settings = appSettings(this.config, app);
+    return { branch: settings.branch, rejectIn: settings.reject_failed_builds ? existingRepoPath(this.config.paths.repos, app) : null };
   }
 
   async open(app: string, pusher: string): Promise<HookSession> {
@@ -216,8 +210,8 @@ export class HookSessionFactory implements HookSessions {
         output.destroy();
         await rm(dir, { recursive: true, force: true });
         this.prepare();
-        if (received && typeof this.settings !== 'string') {
-          const repo = existingRepoPath(this.settings.paths.repos, app);
+        if (received) {
+          const repo = existingRepoPath(this.config.paths.repos, app);
           if (repo) this.gc?.afterPush(repo);
         }
       },

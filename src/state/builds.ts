@@ -70,7 +70,7 @@ function alive(row: { pid: number | null; owner: string | null }): boolean {
   }
 }
 
-type RunningRow = BuildRow & { owner: string | null };
+type RunningRow = BuildRow & { owner: string | null; base_package: string | null; base_image: string | null };
 
 const INTERRUPTED = 'the build was interrupted (its process is gone: the server or the build command stopped or crashed)';
 
@@ -119,11 +119,16 @@ export class Builds {
     return new Set(this.running().filter(alive).map((row) => row.id));
   }
 
+  /** The apps with a live build. Changes nothing (liveFor marks the builds of dead processes failed). */
+  liveApps(): Set<string> {
+    return new Set(this.running().filter(alive).map((row) => row.app));
+  }
+
   /** Builds recorded as running (of `app`, or of every app). */
   private running(app?: string): RunningRow[] {
     const where = app === undefined ? '' : 'app = ? AND ';
     return this.db
-      .prepare(`SELECT ${COLUMNS}, owner FROM builds WHERE ${where}status = 'running'`)
+      .prepare(`SELECT ${COLUMNS}, owner, base_package, base_image FROM builds WHERE ${where}status = 'running'`)
       .all(...(app === undefined ? [] : [app])) as RunningRow[];
   }
 
@@ -143,15 +148,9 @@ export class Builds {
     if (fields.baseImage !== undefined) this.db.prepare('UPDATE builds SET base_image = ? WHERE id = ?').run(fields.baseImage, id);
   }
 
-  /** What live builds start from: package ids and image storage keys that must stay. */
+  /** What live builds start from: package ids and image storage keys that must stay. Changes nothing. */
   liveBases(): { packages: Set<string>; images: Set<string> } {
-    const rows = this.db.prepare(`SELECT pid, owner, base_package, base_image FROM builds WHERE status = 'running'`).all() as {
-      pid: number | null;
-      owner: string | null;
-      base_package: string | null;
-      base_image: string | null;
-    }[];
-    const live = rows.filter(alive);
+    const live = this.running().filter(alive);
     return {
       packages: new Set(live.flatMap((row) => (row.base_package ? [row.base_package] : []))),
       images: new Set(live.flatMap((row) => (row.base_image ? [row.base_image] : []))),
