@@ -4,6 +4,7 @@
  * `serve` and `example` are the command line's own (cli/serve.ts, cli/example.ts).
  */
 import { once } from 'node:events';
+import { pipeline } from 'node:stream/promises';
 import { type Io, LOCAL_ADMIN } from '../commands/command.ts';
 import { dispatch } from '../commands/dispatch.ts';
 import { readLimited } from '../commands/input.ts';
@@ -53,6 +54,7 @@ export async function main(argv: string[]): Promise<number> {
     drain: async () => {
       if (process.stdout.writableNeedDrain) await once(process.stdout, 'drain');
     },
+    binary: (data) => pipeline(data, process.stdout, { end: false }),
     input: (limit) => (process.stdin.isTTY ? Promise.resolve('') : readLimited(process.stdin, limit)),
     signal: controller.signal,
   };

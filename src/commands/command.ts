@@ -6,6 +6,7 @@
  * checks the access on the parsed repo argument second, so no order of words
  * can make it check one repo and run on another.
  */
+import type { Readable } from 'node:stream';
 import type { Services } from '../core/services.ts';
 import type { Repo } from '../core/access.ts';
 import type { User } from '../state/users.ts';
@@ -17,6 +18,12 @@ export interface Io {
   drain: () => Promise<void>;
   /** Standard input, at most `limit` bytes; rejects with a CommandError when there is more. */
   input: (limit: number) => Promise<string>;
+  /**
+   * Sends `data` as it is, bytes not text, to standard output, as fast as the
+   * caller takes it; rejects when `data` errors (the caller then sees a short
+   * output and the command's exit code).
+   */
+  binary: (data: Readable) => Promise<void>;
   /** Aborts when the caller goes away (SIGINT locally, a closed SSH channel). */
   signal?: AbortSignal;
 }

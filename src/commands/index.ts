@@ -10,6 +10,7 @@ import { keysRemoveCommand } from './keys/remove.ts';
 import { logCommand } from './log.ts';
 import { packagesCommand } from './packages/list.ts';
 import { packagesDeleteCommand } from './packages/delete.ts';
+import { packagesDownloadCommand } from './packages/download.ts';
 import { releasesCommand } from './releases.ts';
 import { rollbackCommand } from './rollback.ts';
 import { configListCommand } from './config/list.ts';
@@ -42,6 +43,7 @@ export const COMMANDS: Command[] = [
   logCommand,
   packagesCommand,
   packagesDeleteCommand,
+  packagesDownloadCommand,
   releasesCommand,
   rollbackCommand,
   configListCommand,

@@ -43,6 +43,7 @@ import {
   validate,
   withDefault,
 } from './schema.ts';
+import { EVENT_NAMES } from '../events/events.ts';
 import { DEFAULT_INTERPRETERS } from './default-interpreters.ts';
 import { loadYamlFile } from './yaml.ts';
 
@@ -63,6 +64,24 @@ const appShape = {
   packages_per_app: withDefault(integer({ min: 2 }), 5),
   builds_per_app: withDefault(integer({ min: 1 }), 50),
   reject_failed_builds: withDefault(boolean(), false),
+  deploy: defaulted(
+    object({
+      commands: withDefault(commands(), []),
+      timelimit: withDefault(integer({ min: 1 }), 600),
+      network: withDefault(oneOf(['host', 'isolated', 'none']), 'host'),
+      env: envMap(),
+    }),
+  ),
+  webhooks: withDefault(
+    list(
+      object({
+        url: string({ pattern: /^https?:\/\/[^\s]+$/, patternText: 'an http:// or https:// URL' }),
+        secret: string({ pattern: /^.{16,}$/s, patternText: 'a secret of at least 16 characters' }),
+        events: withDefault(list(oneOf(EVENT_NAMES)), [...EVENT_NAMES]),
+      }),
+    ),
+    [],
+  ),
 };
 
 const interpreterVersionSchema = defaulted(
@@ -256,6 +275,10 @@ export function parseConfig(raw: unknown, file: string | null): Config {
       badApps.map((name) => `apps.per_app.${name}: invalid key: expected an app name as the server keeps it (no ".git" at the end, no "..")`),
     );
   }
+  const hooks = [...parsed.apps.webhooks.map((hook, i) => [`apps.webhooks[${i}].url`, hook.url] as const),
+    ...Object.entries(parsed.apps.per_app).flatMap(([app, over]) => (over.webhooks ?? []).map((hook, i) => [`apps.per_app.${app}.webhooks[${i}].url`, hook.url] as const))];
+  const badUrls = hooks.filter(([, url]) => !URL.canParse(url));
+  if (badUrls.length > 0) throw new ValidationError(source, badUrls.map(([path, url]) => `${path}: expected an http:// or https:// URL, got ${JSON.stringify(url)}`));
   if (parsed.builder.compression === 'gzip' && parsed.builder.level > 9) {
     throw new ValidationError(source, [`builder.level: expected 1 to 9 for gzip, got ${parsed.builder.level}`]);
   }

@@ -125,6 +125,24 @@ const MIGRATIONS: string[] = [
      updated_by TEXT,
      PRIMARY KEY (app, name)
    );`,
+  // 6: delivery. A release whose deploy commands failed (the previous package
+  // was made current again), and every webhook delivery with its outcome.
+  `ALTER TABLE releases ADD COLUMN status TEXT NOT NULL DEFAULT 'ok' CHECK (status IN ('ok', 'failed'));
+   ALTER TABLE releases ADD COLUMN failure TEXT;
+   CREATE TABLE webhook_deliveries (
+     id TEXT PRIMARY KEY,
+     app TEXT NOT NULL,
+     event TEXT NOT NULL,
+     url TEXT NOT NULL,
+     payload TEXT NOT NULL,
+     status TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
+     attempts INTEGER NOT NULL DEFAULT 0,
+     response_code INTEGER,
+     error TEXT,
+     created_at TEXT NOT NULL,
+     finished_at TEXT
+   );
+   CREATE INDEX webhook_deliveries_app ON webhook_deliveries (app, created_at);`,
 ];
 
 export function openDb(stateDir: string): Db {

@@ -33,7 +33,7 @@ export interface StorageHandler {
   readonly hostFolders: readonly string[];
   /** Streams `body` into storage; the object appears under its key only when complete. */
   put(key: KeyFor, body: Readable): Promise<StoredObject>;
-  /** Streams an object; the stream errors at its end if the content does not match its recorded hash. */
+  /** Streams an object; the stream errors before its last bytes if the content does not match its recorded hash (verify.ts). */
   get(key: string): Promise<Readable>;
   exists(key: string): Promise<boolean>;
   stat(key: string): Promise<StoredObject | null>;

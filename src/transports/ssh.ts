@@ -15,6 +15,7 @@ import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { type Server as NetServer, type Socket, createServer } from 'node:net';
 import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { timingSafeEqual } from 'node:crypto';
 import ssh2 from 'ssh2';
 import { dispatch } from '../commands/dispatch.ts';
@@ -245,6 +246,11 @@ async function handleExec(
       out: (text) => out.write(text),
       err: (text) => err.write(text),
       drain: () => out.drain(),
+      binary: async (data) => {
+        // What was written as text goes first; then the bytes, with the channel's own flow control.
+        await out.drain();
+        await pipeline(data, channel, { end: false });
+      },
       input: (limit) => readLimited(channel, limit),
       signal: controller.signal,
     },

@@ -1,0 +1,29 @@
+/**
+ * `packages download APP [PACKAGE]`: the archive of a package (default: the
+ * current one) on standard output, checked against its SHA-256 on the way:
+ * `ssh -p 2222 git@HOST packages download myapp > myapp.tar.zst`.
+ */
+import { CorruptArchiveError, openArchive, packageToDownload } from '../../core/download.ts';
+import { serverLog } from '../../process/server-log.ts';
+import { defineCommand } from '../command.ts';
+
+export const packagesDownloadCommand = defineCommand({
+  name: 'packages download',
+  summary: "write the archive of one of APP's packages (default: the current one) to standard output, its SHA-256 checked",
+  positionals: [{ name: 'APP', repo: true }, { name: 'PACKAGE', optional: true }],
+  options: {},
+  access: 'repo:read',
+  async run({ io, services }, { args, repo }) {
+    const all = services();
+    const archive = await openArchive(all, packageToDownload(all, repo.name, args.PACKAGE));
+    try {
+      await io.binary(archive.stream);
+    } catch (error) {
+      if (!(error instanceof CorruptArchiveError)) throw error;
+      serverLog(`packages download ${repo.name}: ${(error.cause as Error | undefined)?.message ?? error.message}`);
+      io.err(`upaas packages download: system error: ${error.message}\n`);
+      return 2;
+    }
+    return 0;
+  },
+});
