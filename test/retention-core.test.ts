@@ -16,6 +16,9 @@ import type { Services } from '../src/core/services.ts';
 import { State } from '../src/state/state.ts';
 import { LocalStorage } from '../src/storage/local.ts';
 
+/** A rollback's deploy lines: none here (no deploy commands). */
+const quiet = { step: () => undefined, output: () => undefined };
+
 describe('retention and package ids (core)', function () {
   this.timeout(30_000);
   let dir: string;
@@ -66,9 +69,9 @@ describe('retention and package ids (core)', function () {
 
   it('never deletes the current package, also after a rollback to an old one', async () => {
     for (const id of ['aaaa000', 'bbbb000']) await built('web', id.padEnd(64, '0'));
-    await rollBack(services, 'web', 'aaaa000', 'alice');
+    await rollBack(services, 'web', 'aaaa000', 'alice', quiet);
     for (const id of ['cccc000', 'dddd000']) await built('web', id.padEnd(64, '0'));
-    await rollBack(services, 'web', 'cccc000', 'alice');
+    await rollBack(services, 'web', 'cccc000', 'alice', quiet);
     // Newest two (dddd, cccc); the current one is cccc; aaaa and bbbb go.
     expect(await kept('web')).to.deep.equal(['cccc', 'dddd']);
     expect(services.state.releases.list('web').map((r) => `${r.version}:${r.kind}:${r.package.slice(0, 4)}:${r.by}`)).to.deep.equal([

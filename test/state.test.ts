@@ -22,7 +22,7 @@ describe('state', () => {
   it('migrates once and reopens', () => {
     State.open(dir).close();
     const state = State.open(dir);
-    expect(state.db.pragma('user_version', { simple: true })).to.equal(5);
+    expect(state.db.pragma('user_version', { simple: true })).to.equal(6);
     expect(statSync(dir).mode & 0o777, 'the state folder is root-only').to.equal(0o700);
     state.close();
   });
@@ -40,7 +40,7 @@ describe('state', () => {
     }
     migrate(db);
     const state = new State(db);
-    expect(state.releases.list('web')).to.deep.equal([{ app: 'web', version: 1, package: 'p2', kind: 'build', by: 'alice', createdAt: 't-p2', build: 1 }]);
+    expect(state.releases.list('web')).to.deep.equal([{ app: 'web', version: 1, package: 'p2', kind: 'build', by: 'alice', createdAt: 't-p2', build: 1, status: 'ok', failure: null }]);
     expect(state.packages.list('web').map((p) => [p.id, p.file, p.current])).to.deep.equal([
       ['p2', true, true],
       ['p1', true, false],

@@ -29,6 +29,7 @@ import { serverLog } from '../process/server-log.ts';
 import { Jail } from '../sandbox/jail.ts';
 import { removeTree } from '../sandbox/mounts.ts';
 import type { PackageRecord } from '../state/packages.ts';
+import type { MadeCurrent } from '../state/releases.ts';
 
 export interface BuildRequest {
   app: string;
@@ -42,6 +43,12 @@ export interface BuildRequest {
   onLine?: (line: string) => void;
   /** Called once the build has its number. */
   onStart?: (buildId: number) => void;
+  /**
+   * Called once the package is current, before the build ends: the deploy of
+   * the release (its lines go to `log`). A BuildError it throws fails the
+   * build; it has put back what it changed.
+   */
+  afterCurrent?: (pkg: PackageRecord, made: MadeCurrent, log: { step(text: string): void; output(text: string): void }) => Promise<void>;
   signal?: AbortSignal;
   /**
    * The bare repo to build from instead of the app's own (server-made only,
@@ -94,7 +101,8 @@ export async function build(services: BuildServices, request: BuildRequest): Pro
   const overtime = AbortSignal.timeout(limit * 1000);
   const signal = request.signal ? AbortSignal.any([request.signal, overtime]) : overtime;
   try {
-    const pkg = await runBuild(services, { ...request, signal }, repo, record.id, log, stats, configVars);
+    const { pkg, made } = await runBuild(services, { ...request, signal }, repo, record.id, log, stats, configVars);
+    await request.afterCurrent?.(pkg, made, log);
     log.step(`Package ${pkg.id} (${formatBytes(pkg.bytes)}) is now current for ${request.app}`);
     state.builds.finish(record.id, { status: 'succeeded', packageId: pkg.id, log: log.text() });
     return { ok: true, buildId: record.id, package: pkg, timings: timings() };
@@ -142,7 +150,7 @@ async function runBuild(
   log: BuildLog,
   stats: BuildContext['stats'],
   configVars: Record<string, string>,
-): Promise<PackageRecord> {
+): Promise<{ pkg: PackageRecord; made: MadeCurrent }> {
   const { config, state, storage } = services;
   const app = request.app;
   const settings = appSettings(config, app);
@@ -244,12 +252,11 @@ async function runBuild(
       file: true,
     };
     try {
-      state.packages.addAsCurrent(pkg, request.requestedBy ?? null);
+      return { pkg, made: state.packages.addAsCurrent(pkg, request.requestedBy ?? null) };
     } catch (error) {
       await storage.delete(stored.key).catch(() => undefined);
       throw error;
     }
-    return pkg;
   } finally {
     // A cleanup problem is the server's to fix (its log says what); it never replaces the build's outcome.
     await cleanup.close().catch((error: unknown) => serverLog(`build ${buildId} of ${app}: ${(error as Error).message}`));

@@ -9,17 +9,20 @@ export class BuildError extends Error {
   readonly kind: ErrorKind;
   /** Extra detail for the build log, never shown as the pusher's one line. */
   readonly detail: string | undefined;
+  private readonly headline: string | undefined;
 
-  constructor(kind: ErrorKind, message: string, options: { cause?: unknown; detail?: string } = {}) {
+  /** `headline` replaces the "user error"/"system error" that starts the pusher's line (the kind is then named at its end). */
+  constructor(kind: ErrorKind, message: string, options: { cause?: unknown; detail?: string; headline?: string } = {}) {
     super(message, { cause: options.cause });
     this.name = kind === 'user' ? 'UserError' : 'SystemError';
     this.kind = kind;
     this.detail = options.detail;
+    this.headline = options.headline;
   }
 
   /** The one line the pusher sees. */
   get line(): string {
-    return `${this.kind} error: ${this.message}`;
+    return this.headline ? `${this.headline}: ${this.message} (${this.kind} error)` : `${this.kind} error: ${this.message}`;
   }
 }
 

@@ -1,7 +1,7 @@
 /**
  * Crash recovery when the server starts: builds left "running" by a process
  * that is gone are marked failed (system error), and the temp folders (with
- * their volumes and network namespaces) and cgroups such builds left are
+ * their volumes and network namespaces) and cgroups such builds (and deploys) left are
  * removed (after making sure nothing is mounted below a folder, and killing
  * what still runs in a cgroup). What belongs to builds that still run (a
  * local `upaas build` beside the server) is left alone.
@@ -16,10 +16,15 @@ import type { State } from '../state/state.ts';
 /** A build's temp folder: APP-BUILDID-XXXXXX (mkdtemp's six characters). */
 const BUILD_DIR = /-([0-9]+)-[A-Za-z0-9]{6}$/;
 
-/** What builds that no longer run left: their temp folders (with what is mounted below them) and cgroups. */
+/** A deploy's folder (core/deploy.ts): deploy-PID-APP-XXXXXX, PID its creator's. */
+const DEPLOY_DIR = /^deploy-([0-9]+)-.+-[A-Za-z0-9]{6}$/;
+
+/** What builds and deploys that no longer run left: their temp folders (with what is mounted below them) and cgroups. */
 export interface Leftovers {
   workdirs: { id: number; dir: string; mounts: string[] }[];
   cgroups: { id: number; dirs: string[] }[];
+  /** Folders of deploys whose process is gone. */
+  deploys: { dir: string; mounts: string[] }[];
 }
 
 /**
@@ -29,9 +34,16 @@ export interface Leftovers {
  */
 export async function findLeftovers(config: Config, liveIds: () => Set<number>): Promise<Leftovers> {
   const found: { id: number; dir: string }[] = [];
+  const deploys: Leftovers['deploys'] = [];
   for (const entry of await readdir(config.paths.workdir).catch(() => [] as string[])) {
+    const dir = join(config.paths.workdir, entry);
+    const pid = DEPLOY_DIR.exec(entry)?.[1];
+    if (pid !== undefined) {
+      if (!(await processAlive(Number(pid)))) deploys.push({ dir, mounts: await mountsUnder(dir) });
+      continue;
+    }
     const id = BUILD_DIR.exec(entry)?.[1];
-    if (id !== undefined) found.push({ id: Number(id), dir: join(config.paths.workdir, entry) });
+    if (id !== undefined) found.push({ id: Number(id), dir });
   }
   let groups: { id: number; dirs: string[] }[] = [];
   try {
@@ -46,7 +58,16 @@ export async function findLeftovers(config: Config, liveIds: () => Set<number>):
   const live = liveIds();
   const workdirs: Leftovers['workdirs'] = [];
   for (const { id, dir } of found.filter((entry) => !live.has(entry.id))) workdirs.push({ id, dir, mounts: await mountsUnder(dir) });
-  return { workdirs, cgroups: groups.filter((group) => !live.has(group.id)) };
+  return { workdirs, cgroups: groups.filter((group) => !live.has(group.id)), deploys };
+}
+
+/** Whether process `pid` still runs (this one counts as gone: a restarted server often gets its predecessor's PID). */
+async function processAlive(pid: number): Promise<boolean> {
+  if (pid === process.pid) return false;
+  return readlink(`/proc/${pid}/exe`).then(
+    () => true,
+    (error: NodeJS.ErrnoException) => error.code !== 'ENOENT',
+  );
 }
 
 /** Marks builds of processes that are gone failed and removes what they left (see findLeftovers); logs each step. */
@@ -54,7 +75,15 @@ export async function sweepInterrupted(config: Config, state: State, log: (line:
   for (const build of state.builds.reapStale()) {
     log(`upaas: build ${build.id} of ${build.app} was interrupted (its process is gone); marked failed`);
   }
-  const { workdirs, cgroups } = await findLeftovers(config, () => state.builds.liveIds());
+  const { workdirs, cgroups, deploys } = await findLeftovers(config, () => state.builds.liveIds());
+  for (const { dir } of deploys) {
+    try {
+      await removeTree(dir);
+      log(`upaas: removed ${dir}, left by an interrupted deploy`);
+    } catch (error) {
+      log(`upaas: could not remove ${dir}: ${(error as Error).message}`);
+    }
+  }
   for (const { id, dirs } of cgroups) {
     for (const dir of dirs) {
       try {

@@ -5,7 +5,7 @@ import { printJson } from './output.ts';
 
 export const releasesCommand = defineCommand({
   name: 'releases',
-  summary: "list APP's releases (each change of its current package), newest first",
+  summary: "list APP's releases (each change of its current package), newest first; a failed deploy is marked",
   positionals: [{ name: 'APP', repo: true }],
   options: { json: { type: 'boolean' } },
   access: 'repo:read',
@@ -18,7 +18,8 @@ export const releasesCommand = defineCommand({
     if (list.length === 0) io.out(`${repo.name} has no releases yet\n`);
     for (const r of list) {
       const how = r.kind === 'build' ? `build #${r.build ?? '?'}` : 'rollback';
-      io.out(`${[`v${r.version}`, r.package.slice(0, 12), how.padEnd(10), r.by ?? '-', r.createdAt].join('  ')}\n`);
+      const failed = r.status === 'failed' ? [`deploy failed: ${r.failure ?? '?'}`] : [];
+      io.out(`${[`v${r.version}`, r.package.slice(0, 12), how.padEnd(10), r.by ?? '-', r.createdAt, ...failed].join('  ')}\n`);
     }
     return 0;
   },

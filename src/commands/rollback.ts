@@ -1,4 +1,5 @@
 /** `rollback APP PACKAGE`: makes a kept package current again, as a new release. */
+import { INDENT, STEP } from '../builder/log.ts';
 import { rollBack } from '../core/packages.ts';
 import { defineCommand } from './command.ts';
 
@@ -9,7 +10,8 @@ export const rollbackCommand = defineCommand({
   options: {},
   access: 'repo:write',
   async run({ io, user, services }, { args, repo }) {
-    const { release, package: pkg } = await rollBack(services(), repo.name, args.PACKAGE, user.name);
+    const out = { step: (text: string) => io.out(`${STEP}${text}\n`), output: (text: string) => io.out(`${INDENT}${text}\n`) };
+    const { release, package: pkg } = await rollBack(services(), repo.name, args.PACKAGE, user.name, out, io.signal);
     io.out(`${repo.name} v${release.version}: package ${pkg.id.slice(0, 12)} (revision ${pkg.revision.slice(0, 12)}) is now current\n`);
     return 0;
   },

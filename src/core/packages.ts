@@ -4,7 +4,8 @@
  * kept package, and deleting a kept package's file.
  */
 import { PackageStateError, type PackageRecord } from '../state/packages.ts';
-import type { ReleaseRecord } from '../state/releases.ts';
+import type { MadeCurrent, ReleaseRecord } from '../state/releases.ts';
+import { type DeployOutput, deployRelease } from './deploy.ts';
 import { CoreError } from './errors.ts';
 import { applyRetention } from './retention.ts';
 import type { Services } from './services.ts';
@@ -13,7 +14,7 @@ import type { Services } from './services.ts';
 export const MIN_PREFIX = 7;
 const PREFIX = /^[0-9a-f]+$/;
 
-type Needs = Pick<Services, 'config' | 'state' | 'storage'>;
+type Needs = Pick<Services, 'config' | 'state' | 'storage' | 'events'>;
 
 /** The package of `app` whose id is `given` or starts with it; a CoreError when it is no id, unknown or ambiguous. */
 export function findPackage(services: Pick<Services, 'state'>, app: string, given: string): PackageRecord {
@@ -72,29 +73,45 @@ export interface ReleaseView {
   by: string | null;
   createdAt: string;
   build: number | null;
+  /** `failed`: its deploy commands failed and the package before it was made current again. */
+  status: ReleaseRecord['status'];
+  failure: string | null;
 }
 
 /** The app's releases, newest first. */
 export function listReleases(services: Pick<Services, 'state'>, app: string): ReleaseView[] {
-  return services.state.releases.list(app).map(({ version, package: pkg, kind, by, createdAt, build }) => ({ version, package: pkg, kind, by, createdAt, build }));
+  return services.state.releases.list(app).map(({ version, package: pkg, kind, by, createdAt, build, status, failure }) => ({ version, package: pkg, kind, by, createdAt, build, status, failure }));
 }
 
 /**
- * Makes a kept package of `app` current again as a new release, then applies
- * the app's retention. Refused when its file is gone or it is already current;
- * the next incremental build starts from it.
+ * Makes a kept package of `app` current again as a new release, runs the
+ * app's deploy commands for it (their lines to `out`; a failure puts the
+ * package before back and throws a DeployError), then applies the app's
+ * retention. Refused when its file is gone or it is already current; the next
+ * incremental build starts from it.
  */
-export async function rollBack(services: Needs, app: string, given: string, by: string): Promise<{ release: ReleaseRecord; package: PackageRecord }> {
+export async function rollBack(
+  services: Needs,
+  app: string,
+  given: string,
+  by: string,
+  out: DeployOutput,
+  signal?: AbortSignal,
+): Promise<{ release: ReleaseRecord; package: PackageRecord }> {
   const pkg = findPackage(services, app, given);
-  let release: ReleaseRecord;
+  let made: MadeCurrent;
   try {
-    release = services.state.packages.rollBack(app, pkg.id, by);
+    made = services.state.packages.rollBack(app, pkg.id, by);
   } catch (error) {
     if (error instanceof PackageStateError) throw new CoreError(error.message, 409);
     throw error;
   }
-  await applyRetention(services, app);
-  return { release, package: pkg };
+  try {
+    await deployRelease(services, pkg, made, out, signal);
+  } finally {
+    await applyRetention(services, app);
+  }
+  return { release: made.release, package: pkg };
 }
 
 /** Deletes the stored file of a kept package of `app` (never the current one); its record stays. */

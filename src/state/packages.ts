@@ -1,6 +1,6 @@
 /** Package records and each app's current package. */
 import type { Db } from './db.ts';
-import { type ReleaseRecord, Releases } from './releases.ts';
+import { type MadeCurrent, Releases } from './releases.ts';
 
 export interface ChangelogEntry {
   revision: string;
@@ -97,7 +97,7 @@ export class Packages {
    * package the app has (the same id) makes that one current, its file
    * (written again under the same key) kept.
    */
-  addAsCurrent(pkg: Omit<PackageRecord, 'current' | 'file'>, by: string | null): ReleaseRecord {
+  addAsCurrent(pkg: Omit<PackageRecord, 'current' | 'file'>, by: string | null): MadeCurrent {
     return this.db
       .transaction(() => {
         this.db.prepare('INSERT OR IGNORE INTO apps (name, created_at) VALUES (?, ?)').run(pkg.app, pkg.createdAt);
@@ -136,7 +136,7 @@ export class Packages {
    * Makes a kept package current again as a new release (a rollback);
    * refused with a PackageStateError when its file is gone or it is current.
    */
-  rollBack(app: string, id: string, by: string | null): ReleaseRecord {
+  rollBack(app: string, id: string, by: string | null): MadeCurrent {
     return this.db
       .transaction(() => {
         const pkg = this.get(app, id);
