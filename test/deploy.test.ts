@@ -6,13 +6,13 @@
  * release failed and puts the package before back, and that nothing of them
  * is left.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { execa } from 'execa';
 import { envFileText } from '../src/core/deploy.ts';
 import { TestServer, makeKey } from './helpers/server.ts';
-import { type AppRepo, type PackageJson, World, metadata } from './helpers/world.ts';
+import { type AppRepo, PROJECT, type PackageJson, World, metadata } from './helpers/world.ts';
 
 const STATIC = { '.upaas.yml': metadata({ interpreter: { type: 'static' } }) };
 
@@ -137,6 +137,39 @@ describe('deploy commands (fixture image)', function () {
       `upaas rollback: deploy failed: "exit 9" exited with status 9; release v5 is marked failed and package ${second.id.slice(0, 12)} is current again`,
     );
     expect((await current())?.id).to.equal(second.id);
+  });
+
+  it('the shipped example unpacks each package on this host and swaps it in atomically, and swaps back when its restart fails', async () => {
+    const srv = join(world.dir, 'srv');
+    const script = `sh ${join(PROJECT, 'examples/deploy/unpack-and-swap.sh')}`;
+    world.update({ apps: { deploy: { commands: [script], env: { DEPLOY_ROOT: srv, DEPLOY_KEEP: '2' } } } });
+    expect((await world.cli('config', 'set', 'web', 'SECRET=s3cret')).exitCode).to.equal(0);
+    const ids: string[] = [];
+    for (const n of ['1', '2', '3']) {
+      await app.commit({ ...STATIC, 'n.txt': n });
+      const result = await build();
+      expect(result.exitCode, result.stdout).to.equal(0);
+      ids.push(((await current()) as PackageJson).id);
+      expect(readlinkSync(join(srv, 'current'))).to.equal(`releases/${ids.at(-1)}`);
+      expect(readFileSync(join(srv, 'current/root/home/app/n.txt'), 'utf8')).to.equal(n);
+    }
+    expect(readFileSync(join(srv, 'current/env'), 'utf8')).to.equal('SECRET=s3cret\n');
+    expect(statSync(join(srv, 'current/env')).mode & 0o777).to.equal(0o600);
+    expect(readdirSync(join(srv, 'releases')).sort(), 'DEPLOY_KEEP releases are kept').to.deep.equal(ids.slice(1).sort());
+
+    // A rollback swaps the kept release back in.
+    expect((await world.cli('rollback', 'web', ids[1] as string)).exitCode).to.equal(0);
+    expect(readlinkSync(join(srv, 'current'))).to.equal(`releases/${ids[1]}`);
+
+    // A restart that fails: the script swaps back, upaas makes the package before current again.
+    world.update({ apps: { deploy: { env: { DEPLOY_RESTART: 'test "$UPAAS_RELEASE" != 5' } } } });
+    await app.commit({ 'n.txt': '4' });
+    const failed = await build();
+    expect(failed.exitCode, failed.stdout).to.equal(2);
+    expect(failed.stdout).to.match(/the restart failed; going back to releases\/[0-9a-f]{64}/);
+    expect(((await current()) as PackageJson).id).to.equal(ids[1]);
+    expect(readlinkSync(join(srv, 'current'))).to.equal(`releases/${ids[1]}`);
+    expect(readdirSync(srv).sort(), 'no temporary link is left').to.deep.equal(['current', 'releases']);
   });
 
   it('apps.deploy.timelimit stops a deploy that takes too long', async () => {
