@@ -65,12 +65,36 @@ describe('admin config', () => {
       packages_per_app: 5,
       builds_per_app: 50,
       reject_failed_builds: false,
+      deploy: { commands: [], timelimit: 600, network: 'host', env: {} },
+      webhooks: [],
       per_app: {},
     });
     expect(config.builder).to.include({ timelimit: 3600, min_free: 2 });
     expect(Object.keys(config.interpreters.rest)).to.deep.equal(['python', 'static']);
     expect(config.interpreters.rest.python?.['3.11']).to.be.an('object');
     expect(config.builder.compression).to.equal('zstd');
+  });
+
+  it('apps.webhooks: only http and https URLs, secrets of 16 characters or more, known events; per app too', () => {
+    const hook = { url: 'https://ci.example.com/upaas', secret: 'x'.repeat(16) };
+    const ok = parseConfig({ apps: { webhooks: [hook], per_app: { web: { webhooks: [{ ...hook, events: ['release.created'] }] } } } }, null);
+    expect(ok.apps.webhooks[0]?.events).to.have.length(5);
+    expect(appSettings(ok, 'web').webhooks[0]?.events).to.deep.equal(['release.created']);
+    const problems = (raw: unknown) => {
+      try {
+        parseConfig(raw, null);
+      } catch (error) {
+        return (error as ValidationError).problems;
+      }
+      return [];
+    };
+    expect(problems({ apps: { webhooks: [{ ...hook, url: 'file:///etc/passwd' }] } })).to.deep.equal([
+      'apps.webhooks[0].url: expected an http:// or https:// URL, got "file:///etc/passwd"',
+    ]);
+    expect(problems({ apps: { webhooks: [{ ...hook, secret: 'short' }] } })).to.deep.equal(['apps.webhooks[0].secret: expected a secret of at least 16 characters, got "short"']);
+    expect(problems({ apps: { per_app: { web: { webhooks: [{ ...hook, url: 'http://exa mple' }] } } } })[0]).to.match(/^apps\.per_app\.web\.webhooks\[0\]\.url: expected an http/);
+    expect(problems({ apps: { webhooks: [{ ...hook, events: ['build.exploded'] }] } })[0]).to.match(/^apps\.webhooks\[0\]\.events\[0\]: expected one of/);
+    expect(problems({ apps: { deploy: { network: 'lan' } } })[0]).to.match(/^apps\.deploy\.network: expected one of/);
   });
 
   it('the shipped upaas.yml is valid and offers python 3.11 and static', () => {
