@@ -6,7 +6,13 @@
  *   line is the server's "Received main at REV", so the builder's own first
  *   line ("Build N of APP") is timed too;
  * - the server's peak RSS while a 300 MB push is received and its build
- *   streams (target <= 150 MB), against its idle RSS in the same run.
+ *   streams (target <= 150 MB), against its idle RSS in the same run;
+ * - downloads of that push's package (over 300 MB, incompressible) over HTTP
+ *   (the API's archive route, curl) and SSH (`packages download`), SHA-256
+ *   checked by the server on the way, against `cat FILE > /dev/null` of the
+ *   stored file (target: >= 0.8x its throughput), each from a warm page cache
+ *   and from a cold one (caches dropped before each), median of DOWNLOADS; and
+ *   the server's peak RSS during the downloads.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -16,6 +22,27 @@ import { World, metadata } from '../test/helpers/world.ts';
 
 const PUSHES = Number(process.env.BENCH_PUSHES ?? 20);
 const BIG_MB = Number(process.env.BENCH_BIG_MB ?? 300);
+const DOWNLOADS = Number(process.env.BENCH_DOWNLOADS ?? 5);
+
+/** Empties the page cache (root only): the next read of any file comes from the disk. */
+async function dropCaches(): Promise<void> {
+  await execa('sync');
+  writeFileSync('/proc/sys/vm/drop_caches', '3');
+}
+
+/** Median seconds of `command` (a program and its arguments, output to /dev/null), warm or after dropping caches. */
+async function timed(command: string[], cold: boolean, check?: (result: { exitCode?: number; stderr: unknown }) => void): Promise<number> {
+  const times: number[] = [];
+  for (let i = 0; i < DOWNLOADS; i++) {
+    if (cold) await dropCaches();
+    else await execa(command[0] as string, command.slice(1), { stdout: 'ignore', reject: false }); // warm-up
+    const started = performance.now();
+    const result = await execa(command[0] as string, command.slice(1), { stdout: 'ignore', reject: false });
+    times.push((performance.now() - started) / 1000);
+    check?.(result);
+  }
+  return median(times);
+}
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
 
@@ -97,6 +124,32 @@ try {
   clearInterval(sampler);
   if (push.exitCode !== 0 || !String(push.all).includes('is now current for big')) throw new Error(`big push failed:\n${String(push.all).slice(-2000)}`);
 
+  // Downloads of the big package, against cat of its stored file.
+  const pkg = (await world.packages('big')).find((p) => p.current);
+  if (!pkg) throw new Error('the big push made no package');
+  const file = world.packageFile('big', pkg);
+  const ok = (what: string) => (result: { exitCode?: number; stderr: unknown }) => {
+    if (result.exitCode !== 0) throw new Error(`${what} failed: ${String(result.stderr)}`);
+  };
+  const known = join(world.dir, 'known_hosts');
+  const sshDownload = ['ssh', '-i', admin.privateFile, '-o', 'IdentitiesOnly=yes', '-o', 'StrictHostKeyChecking=no', '-o', `UserKnownHostsFile=${known}`, '-o', 'LogLevel=ERROR', '-o', 'BatchMode=yes', '-p', String(server.sshPort), 'git@127.0.0.1', 'packages', 'download', 'big'];
+  const httpDownload = ['curl', '--fail', '--silent', '--show-error', '--output', '/dev/null', '-H', `Authorization: Bearer ${token}`, `http://127.0.0.1:${server.httpPort}/api/v1/apps/big/packages/current/archive`];
+  const downloads: Record<string, { cat: number; http: number; ssh: number }> = {};
+  let downloadPeak = rssMb(pid);
+  const downloadIdle = downloadPeak;
+  const downloadSampler = setInterval(() => {
+    downloadPeak = Math.max(downloadPeak, rssMb(pid));
+  }, 20);
+  for (const cache of ['warm', 'cold'] as const) {
+    const cold = cache === 'cold';
+    downloads[cache] = {
+      cat: await timed(['cat', file], cold, ok('cat')),
+      http: await timed(httpDownload, cold, ok('HTTP download')),
+      ssh: await timed(sshDownload, cold, ok('SSH download')),
+    };
+  }
+  clearInterval(downloadSampler);
+
   const roundTrip = median(roundTrips);
   console.log(`\nupaas server benchmark (loopback, fixture image), measured in one run`);
   for (const [name, { firstLines, buildLines, lsRemotes }] of Object.entries(latency)) {
@@ -111,6 +164,14 @@ try {
   console.log(`server peak RSS, ${BIG_MB} MB push + build streaming`.padEnd(52), `${peak.toFixed(0)} MB (target <= 150 MB)`);
   console.log('  server idle RSS (baseline)'.padEnd(52), `${idle.toFixed(0)} MB`);
   console.log('  ratio peak / idle'.padEnd(52), (peak / idle).toFixed(2));
+  const mib = pkg.bytes / 1024 / 1024;
+  for (const [cache, { cat, http, ssh }] of Object.entries(downloads)) {
+    console.log(`download of a ${mib.toFixed(0)} MiB package, ${cache} page cache, median of ${DOWNLOADS}`);
+    console.log('  cat FILE > /dev/null (baseline)'.padEnd(52), `${(mib / cat).toFixed(0)} MiB/s`);
+    console.log('  HTTP archive route (curl), hash checked'.padEnd(52), `${(mib / http).toFixed(0)} MiB/s, ratio ${(cat / http).toFixed(2)} (target >= 0.8)`);
+    console.log('  SSH packages download, hash checked'.padEnd(52), `${(mib / ssh).toFixed(0)} MiB/s, ratio ${(cat / ssh).toFixed(2)} (target >= 0.8)`);
+  }
+  console.log('server peak RSS during the downloads'.padEnd(52), `${downloadPeak.toFixed(0)} MB (idle before them ${downloadIdle.toFixed(0)} MB, ratio ${(downloadPeak / downloadIdle).toFixed(2)})`);
 } finally {
   await server.stop();
   world.remove();

@@ -7,7 +7,6 @@
  * file always ends the download with an error, never as a complete bad copy.
  */
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type { PackageRecord } from '../state/packages.ts';
 import { StorageError } from '../storage/handler.ts';
 import { HoldLast } from '../storage/verify.ts';
@@ -58,9 +57,12 @@ export async function openArchive(services: Pick<Services, 'storage'>, pkg: Pack
   if (range && (range.start < 0 || range.end < range.start || range.end >= stored.bytes)) throw new RangeError(`bad range ${range.start}-${range.end}`);
   const source = await services.storage.get(pkg.storageKey);
   const part = slice(range);
-  pipeline(source, part).catch((error: unknown) => {
-    part.destroy(error instanceof StorageError ? new CorruptArchiveError(pkg.app, pkg.id, 'does not match its SHA-256', { cause: error }) : (error as Error));
+  // By hand, not pipeline(): the reader must get the error that says what happened, and a reader gone stops the read.
+  source.once('error', (error: Error) => {
+    part.destroy(error instanceof StorageError ? new CorruptArchiveError(pkg.app, pkg.id, 'does not match its SHA-256', { cause: error }) : error);
   });
+  part.once('close', () => source.destroy());
+  source.pipe(part);
   return { package: pkg, bytes: stored.bytes, range, stream: part };
 }
 
