@@ -6,11 +6,15 @@
  * release failed and puts the package before back, and that nothing of them
  * is left.
  */
-import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { execa } from 'execa';
+import { findLeftovers, sweepInterrupted } from '../src/builder/sweep.ts';
+import { parseConfig } from '../src/config/config.ts';
 import { envFileText } from '../src/core/deploy.ts';
+import { State } from '../src/state/state.ts';
 import { TestServer, makeKey } from './helpers/server.ts';
 import { type AppRepo, PROJECT, type PackageJson, World, metadata } from './helpers/world.ts';
 
@@ -219,5 +223,33 @@ describe('env files of deploy commands', () => {
     const text = envFileText({ V: value });
     const quoted = /^V="([\s\S]*)"\n$/.exec(text)?.[1] as string;
     expect(quoted.replace(/\\(["\\$`])/g, '$1')).to.equal(value);
+  });
+});
+
+describe('what interrupted deploys leave', () => {
+  it('is found and removed by the sweep when its process is gone, and left alone while it lives', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'upaas-deploy-sweep-'));
+    try {
+      const config = parseConfig({ paths: { state: join(dir, 'state'), workdir: join(dir, 'work') } }, null);
+      const state = State.open(config.paths.state);
+      // A PID that is gone (a short-lived child's), and this test's parent (alive).
+      const child = execa('true');
+      await child;
+      const gone = child.pid as number;
+      const dead = join(config.paths.workdir, `deploy-${gone}-web-2-abcdef`);
+      const live = join(config.paths.workdir, `deploy-${process.ppid}-web-AbC123`);
+      for (const folder of [dead, live]) mkdirSync(join(folder, 'inside'), { recursive: true });
+      const { deploys, workdirs } = await findLeftovers(config, () => new Set());
+      expect(deploys.map((d) => d.dir)).to.deep.equal([dead]);
+      expect(workdirs, 'not taken for a build folder').to.deep.equal([]);
+      const lines: string[] = [];
+      await sweepInterrupted(config, state, (line) => lines.push(line));
+      expect(lines).to.deep.equal([`upaas: removed ${dead}, left by an interrupted deploy`]);
+      expect(existsSync(dead)).to.equal(false);
+      expect(existsSync(live)).to.equal(true);
+      state.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

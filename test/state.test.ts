@@ -48,6 +48,28 @@ describe('state', () => {
     state.close();
   });
 
+  it('a failed deploy puts the package before back only while its release is still current', () => {
+    const state = State.open(dir);
+    const pkg = (id: string) => ({
+      app: 'web', id, parent: null, fresh: true, revision: 'r', author: null, date: null, description: null, changelog: [],
+      interpreter: { type: 'static', version: 'any' }, bytes: 1, storageKey: `packages/web/${id}`, compression: 'zstd' as const,
+      createdAt: new Date().toISOString(), metadata: {} as never, buildId: null,
+    });
+    expect(state.packages.addAsCurrent(pkg('p1'), 'alice').previous).to.equal(null);
+    const second = state.packages.addAsCurrent(pkg('p2'), 'alice');
+    expect(second.previous).to.equal('p1');
+    expect(state.releases.fail('web', second.release.version, second.previous, 'boom')).to.equal(true);
+    expect(state.packages.current('web')?.id).to.equal('p1');
+    expect(state.releases.latest('web')).to.include({ version: 2, status: 'failed', failure: 'boom' });
+    // Another release came first: the failed one is marked, the current package stays.
+    const third = state.packages.addAsCurrent(pkg('p3'), 'alice');
+    state.packages.rollBack('web', 'p2', 'bob');
+    expect(state.releases.fail('web', third.release.version, third.previous, 'late')).to.equal(false);
+    expect(state.packages.current('web')?.id).to.equal('p2');
+    expect(state.releases.list('web').map((r) => `${r.version}:${r.status}`)).to.deep.equal(['4:ok', '3:failed', '2:failed', '1:ok']);
+    state.close();
+  });
+
   it('a build whose PID now belongs to another process is not alive; the server start sweeps it and its temp folder', async () => {
     const state = State.open(dir);
     try {
