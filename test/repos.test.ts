@@ -57,7 +57,9 @@ describe('repo operations (core)', function () {
     await createRepository(services, 'shop');
     const key = await builtOnce('shop');
     const stranger = await services.storage.put('packages/shop/not-a-record.tar.zst', Readable.from(['someone else']));
+    services.state.webhooks.add({ id: 'd1', app: 'shop', event: 'build.started', url: 'http://x.invalid/', payload: '{}', createdAt: new Date().toISOString() }, 10);
     const gone = await deleteRepository(services, 'shop', 'admin');
+    expect(services.state.webhooks.list('shop'), 'its webhook deliveries go too').to.deep.equal([]);
     expect(gone).to.include({ name: 'shop', builds: 1, packages: 1, deletedBy: 'admin' });
     expect(await services.storage.exists(key)).to.equal(false);
     expect(await services.storage.exists(stranger.key)).to.equal(true);

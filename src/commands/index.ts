@@ -16,6 +16,7 @@ import { rollbackCommand } from './rollback.ts';
 import { configListCommand } from './config/list.ts';
 import { configSetCommand } from './config/set.ts';
 import { configUnsetCommand } from './config/unset.ts';
+import { webhooksDeliveriesCommand } from './webhooks/deliveries.ts';
 import { reposCreateCommand } from './repos/create.ts';
 import { reposDeleteCommand } from './repos/delete.ts';
 import { reposGrantCommand } from './repos/grant.ts';
@@ -49,6 +50,7 @@ export const COMMANDS: Command[] = [
   configListCommand,
   configSetCommand,
   configUnsetCommand,
+  webhooksDeliveriesCommand,
   usersListCommand,
   usersAddCommand,
   usersRemoveCommand,

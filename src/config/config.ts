@@ -156,6 +156,14 @@ export const configSchema = object({
           body_timeout: withDefault(integer({ min: 1 }), 30),
         }),
       ),
+      // Webhook deliveries (core/webhooks.ts): seconds per try, tries in all, the first retry's wait (doubled after each).
+      webhooks: defaulted(
+        object({
+          timeout: withDefault(integer({ min: 1, max: 300 }), 10),
+          tries: withDefault(integer({ min: 1, max: 10 }), 3),
+          backoff: withDefault(integer({ min: 0, max: 3600 }), 5),
+        }),
+      ),
     }),
   ),
   admins: withDefault(list(object({ name: string({ nonEmpty: true }), key: string({ nonEmpty: true }) })), []),

@@ -1,8 +1,9 @@
 /**
- * `upaas serve`: the long-running server. Wires the state, the build queue,
- * the hook sessions, the receive-pack starter and the transports, makes sure
- * the config's admins exist, and on SIGTERM/SIGINT stops taking work, lets
- * running builds finish within builder.grace seconds, and exits.
+ * `upaas serve`: the long-running server. Wires the state, the webhooks, the
+ * build queue, the hook sessions, the receive-pack starter and the transports,
+ * makes sure the config's admins exist, and on SIGTERM/SIGINT stops taking
+ * work, lets running builds finish within builder.grace seconds, records the
+ * webhook deliveries still under way as failed, and exits.
  */
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -14,6 +15,7 @@ import { GitSlots } from '../core/git-slots.ts';
 import { sweepDeletions } from '../core/repos.ts';
 import { BuildQueue } from '../core/queue.ts';
 import type { Services } from '../core/services.ts';
+import { Webhooks } from '../core/webhooks.ts';
 import { lockDownRepos } from '../git/repos.ts';
 import { ReceivePackStarter } from '../git/service.ts';
 import type { State } from '../state/state.ts';
@@ -50,8 +52,12 @@ export async function startServer(base: Services): Promise<RunningServer> {
   await sweepInterrupted(config, state, log);
   await sweepDeletions(base, log);
   for (const path of await storage.sweep()) log(`upaas: removed ${path}, left half-written by a storage write that was interrupted`);
-  const queue = new BuildQueue((request) => runBuild(base, request), config.builder.workers);
-  const services: Services = { ...base, queue };
+  const webhooks = new Webhooks(base);
+  const stale = webhooks.failStale();
+  if (stale > 0) log(`upaas: ${stale} webhook deliveries left pending by a process that ended are marked failed`);
+  const withEvents: Services = { ...base, events: webhooks };
+  const queue = new BuildQueue((request) => runBuild(withEvents, request), config.builder.workers);
+  const services: Services = { ...withEvents, queue };
   const hookDir = join(config.paths.state, 'hooks');
   await rm(hookDir, { recursive: true, force: true });
   await mkdir(hookDir, { recursive: true, mode: 0o700 });
@@ -91,6 +97,7 @@ export async function startServer(base: Services): Promise<RunningServer> {
         http.closeIdleConnections();
         receivePacks.close();
         await queue.stop(config.builder.grace);
+        await webhooks.stop();
         await gc.stop();
         await hooks.close();
       })();

@@ -45,6 +45,7 @@ export class Apps {
         const buildIds = (this.db.prepare('SELECT id FROM builds WHERE app = ?').all(app) as { id: number }[]).map((row) => row.id);
         this.db.prepare('DELETE FROM releases WHERE app = ?').run(app);
         this.db.prepare('DELETE FROM config_vars WHERE app = ?').run(app);
+        this.db.prepare('DELETE FROM webhook_deliveries WHERE app = ?').run(app);
         const packages = this.db.prepare('DELETE FROM packages WHERE app = ?').run(app).changes;
         const builds = this.db.prepare('DELETE FROM builds WHERE app = ?').run(app).changes;
         this.db.prepare('DELETE FROM access WHERE repo = ?').run(app);

@@ -7,6 +7,7 @@ import { Images } from './images.ts';
 import { Packages } from './packages.ts';
 import { Releases } from './releases.ts';
 import { Users } from './users.ts';
+import { WebhookDeliveries } from './webhooks.ts';
 
 export class State {
   readonly apps: Apps;
@@ -16,6 +17,7 @@ export class State {
   readonly configVars: ConfigVars;
   readonly images: Images;
   readonly users: Users;
+  readonly webhooks: WebhookDeliveries;
 
   constructor(readonly db: Db) {
     this.builds = new Builds(db);
@@ -24,6 +26,7 @@ export class State {
     this.configVars = new ConfigVars(db);
     this.images = new Images(db);
     this.users = new Users(db);
+    this.webhooks = new WebhookDeliveries(db);
     this.apps = new Apps(db, this.builds);
   }
 
