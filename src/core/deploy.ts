@@ -7,7 +7,8 @@
  * `-----> Deploying` step. They get the release in UPAAS_* variables, a
  * verified copy of the archive and the app's config vars in an env file, in a
  * 0700 folder that is removed afterwards. If one fails, the release is marked
- * failed and the package that was current before is made current again.
+ * failed and the package that was current before is made current again. The
+ * deploys of one app run one after another, in the order of their releases.
  */
 import { createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
@@ -64,7 +65,7 @@ export async function deployRelease(services: Needs, pkg: PackageRecord, made: M
     return;
   }
   out.step(`Deploying release v${release.version} of ${pkg.app} (package ${pkg.id.slice(0, 12)})`);
-  const failure = await runDeploy(services, pkg, made, out, signal);
+  const failure = await oneAtATime(pkg.app, () => runDeploy(services, pkg, made, out, signal));
   if (failure === null) {
     emit(services.events, { event: 'release.created', app: pkg.app, release: { version: release.version, kind: release.kind, by: release.by, status: 'ok' }, ...facts });
     return;
@@ -82,6 +83,21 @@ export async function deployRelease(services: Needs, pkg: PackageRecord, made: M
       ? `package ${made.previous.slice(0, 12)} is current again`
       : `${pkg.app} has no current package again`;
   throw new DeployError(`deploy failed: ${failure}; release v${release.version} is marked failed and ${now}`);
+}
+
+/** The deploys of each app, one after another in the order they were asked for (a rollback's and a build's may overlap). */
+const deploying = new Map<string, Promise<unknown>>();
+
+async function oneAtATime<T>(app: string, work: () => Promise<T>): Promise<T> {
+  const before = deploying.get(app) ?? Promise.resolve();
+  const mine = before.then(work, work);
+  const settled = mine.catch(() => undefined);
+  deploying.set(app, settled);
+  try {
+    return await mine;
+  } finally {
+    if (deploying.get(app) === settled) deploying.delete(app);
+  }
 }
 
 /** Runs the commands; null when all succeeded, else why the first failure failed (one line). */
