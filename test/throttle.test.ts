@@ -1,6 +1,6 @@
 /** The login throttle on its own, with a clock the test moves. */
 import { expect } from 'chai';
-import { LoginThrottle, MAX_QUEUE_MS, addressKey, delayFor } from '../src/transports/throttle.ts';
+import { LoginThrottle, MAX_QUEUE_MS, addressKey, delayFor } from '../src/core/login-throttle.ts';
 
 describe('login throttle', () => {
   let now = 0;

@@ -6,10 +6,10 @@
  * process ends.
  */
 import { once } from 'node:events';
-import { pipeline } from 'node:stream/promises';
 import { type Io, LOCAL_ADMIN } from '../commands/command.ts';
 import { dispatch } from '../commands/dispatch.ts';
 import { readLimited } from '../commands/input.ts';
+import { sendBytes } from '../commands/output.ts';
 import { loadConfig } from '../config/config.ts';
 import type { Services } from '../core/services.ts';
 import { Webhooks } from '../core/webhooks.ts';
@@ -85,7 +85,7 @@ export async function main(argv: string[]): Promise<number> {
     drain: async () => {
       if (process.stdout.writableNeedDrain) await once(process.stdout, 'drain');
     },
-    binary: (data) => pipeline(data, process.stdout, { end: false }),
+    binary: (data) => sendBytes(data, process.stdout),
     input: (limit) => (process.stdin.isTTY ? Promise.resolve('') : readLimited(process.stdin, limit)),
     signal: controller.signal,
   };

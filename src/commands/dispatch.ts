@@ -8,12 +8,9 @@
  */
 import { ValidationError } from '../config/schema.ts';
 import { YamlError } from '../config/yaml.ts';
-import { AccessError, type Repo, openRepo } from '../core/access.ts';
-import { CoreError } from '../core/errors.ts';
-import { RepoError } from '../git/repos.ts';
+import { type Repo, openRepo } from '../core/access.ts';
+import { refusalOf } from '../core/errors.ts';
 import { forTerminal } from '../process/terminal.ts';
-import { BusyError } from '../state/builds.ts';
-import { UserError } from '../state/users.ts';
 import { type Command, CommandError, type Invocation, UsageError } from './command.ts';
 import { COMMANDS } from './index.ts';
 import { parseWords } from './parse.ts';
@@ -43,8 +40,8 @@ function authorize(command: Command, invocation: Invocation, repo: string | unde
   }
 }
 
-/** Errors that are a refusal or the caller's mistake, shown as their one line (exit 1). */
-const REFUSALS = [AccessError, CoreError, RepoError, BusyError, CommandError, UserError];
+/** Errors that are a refusal or the caller's mistake, shown as their one line (exit 1): the core's (the API answers them with their status) and the commands' own. */
+const isRefusal = (error: unknown): boolean => error instanceof CommandError || refusalOf(error) !== null;
 
 /**
  * Runs `argv` for the invocation's user. `localCommands` are the command
@@ -96,7 +93,7 @@ export async function dispatch(argv: string[], given: Invocation, localCommands:
       io.err(`upaas: invalid config: ${error.message}\n`);
       return 78;
     }
-    if (REFUSALS.some((kind) => error instanceof kind)) {
+    if (isRefusal(error)) {
       io.err(`upaas ${command.name}: ${(error as Error).message}\n`);
       return 1;
     }

@@ -3,11 +3,10 @@
  * latest build). A running build is followed until it ends. Output goes out
  * in chunks as fast as the caller reads it, never held whole for a slow one.
  */
-import { open } from 'node:fs/promises';
-import { logFile } from '../builder/log.ts';
+import { openBuildLog } from '../core/build-logs.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { StringDecoder } from 'node:string_decoder';
-import { CommandError, UsageError, defineCommand } from './command.ts';
+import { UsageError, defineCommand } from './command.ts';
 import { send } from './output.ts';
 
 const POLL_MS = 200;
@@ -23,20 +22,15 @@ export const logCommand = defineCommand({
     const app = repo.name;
     const wanted = args.BUILD;
     if (wanted !== undefined && !/^[0-9]{1,15}$/.test(wanted)) throw new UsageError(`BUILD: expected a build number, got ${JSON.stringify(wanted)}`);
-    const { config, state } = services();
-    const record = wanted === undefined ? state.builds.latest(app) : state.builds.get(app, Number(wanted));
-    if (!record) throw new CommandError(wanted === undefined ? `${app} has no builds` : `${app} has no build ${wanted}`);
-    if (state.builds.logDeleted(record.id)) {
-      throw new CommandError(`the log of build ${record.id} of ${app} was deleted: apps.builds_per_app keeps the logs of the newest builds`);
-    }
-    const stored = state.builds.log(record.id);
-    if (stored !== null) {
-      await send(io, stored);
+    const all = services();
+    const source = await openBuildLog(all, app, wanted === undefined ? undefined : Number(wanted));
+    if ('text' in source) {
+      await send(io, source.text);
       return 0;
     }
     // Running: its log is only in its file so far; print what grows until the build ends.
-    const file = await open(logFile(config.paths.state, app, record.id), 'r').catch(() => null);
-    if (!file) throw new CommandError(`build ${record.id} of ${app} has no log yet`);
+    const { record, file } = source;
+    const { state } = all;
     try {
       let position = 0;
       const buffer = Buffer.alloc(READ_BYTES);

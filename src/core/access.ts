@@ -7,6 +7,7 @@
  */
 import { existingRepoPath, repoNameFrom } from '../git/repos.ts';
 import { type User, allows } from '../state/users.ts';
+import { CoreError } from './errors.ts';
 import type { Services } from './services.ts';
 
 export interface Repo {
@@ -17,12 +18,12 @@ export interface Repo {
 }
 
 /** Refused: 404 when the caller may not know the repo exists, 403 when it may read it but not write it. */
-export class AccessError extends Error {
+export class AccessError extends CoreError {
   constructor(
     message: string,
-    readonly status: 403 | 404,
+    override readonly status: 403 | 404,
   ) {
-    super(message);
+    super(message, status);
     this.name = 'AccessError';
   }
 }

@@ -33,6 +33,8 @@ export interface Listener {
   line: (line: string) => void;
   /** The build's outcome (null when it never ran). */
   done: (outcome: BuildOutcome | null) => void;
+  /** Called once the build has its number, before the build's own lines. */
+  started?: (buildId: number) => void;
   /**
    * Once the build is done, the app's turn lasts until this settles too (for
    * HOLD_MS at most, and without its worker): a pre-receive push holds it
@@ -228,6 +230,7 @@ export class BuildQueue {
         ...request,
         onStart: (id) => {
           job.buildId = id;
+          for (const listener of job.listeners) listener.started?.(id);
         },
         onLine: emit,
         signal: requester ? AbortSignal.any([this.controller.signal, requester]) : this.controller.signal,

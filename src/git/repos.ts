@@ -80,7 +80,8 @@ export const GIT_ENV = { GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null
 
 const git = (repo: string, args: string[]) => capture('git', ['--git-dir', repo, ...args], { env: GIT_ENV });
 
-const REVISION_INPUT = /^(?!-)[A-Za-z0-9._/^~@{}-]+$/;
+/** What `git rev-parse` is given: a branch, tag or sha and the usual suffixes; never an option. */
+export const REVISION_INPUT = /^(?!-)[A-Za-z0-9._/^~@{}-]{1,255}$/;
 
 /** The commit sha of `rev` (a branch, tag or sha), or a RepoError. */
 export async function resolveRevision(repo: string, rev: string): Promise<string> {

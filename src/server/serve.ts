@@ -16,13 +16,14 @@ import { sweepDeletions } from '../core/repos.ts';
 import { BuildQueue } from '../core/queue.ts';
 import type { Services } from '../core/services.ts';
 import { Webhooks } from '../core/webhooks.ts';
+import { InFlight } from './in-flight.ts';
 import { lockDownRepos } from '../git/repos.ts';
 import { ReceivePackStarter } from '../git/service.ts';
 import type { State } from '../state/state.ts';
 import { parsePublicKey } from '../users/public-key.ts';
 import { startHttp } from '../transports/http.ts';
 import { startSsh } from '../transports/ssh.ts';
-import { LoginThrottle } from '../transports/throttle.ts';
+import { LoginThrottle } from '../core/login-throttle.ts';
 import { HookSessionFactory } from './hook-session.ts';
 
 export interface RunningServer {
@@ -49,7 +50,7 @@ export async function startServer(base: Services): Promise<RunningServer> {
   const { config, state, storage } = base;
   ensureAdmins(config, state);
   await lockDownRepos(config.paths.repos);
-  await sweepInterrupted(config, state, log);
+  await sweepInterrupted(config, state, log, true);
   await sweepDeletions(base, log);
   for (const path of await storage.sweep()) log(`upaas: removed ${path}, left half-written by a storage write that was interrupted`);
   const webhooks = new Webhooks(base);
@@ -66,6 +67,7 @@ export async function startServer(base: Services): Promise<RunningServer> {
   hooks.prepare();
   const receivePacks = new ReceivePackStarter();
   receivePacks.prepare();
+  const inFlight = new InFlight();
   const transport = {
     services,
     host: config.server.host,
@@ -73,6 +75,7 @@ export async function startServer(base: Services): Promise<RunningServer> {
     receivePacks,
     throttle: new LoginThrottle(log),
     gitSlots: new GitSlots(config.server.git_per_user),
+    inFlight,
     log,
   };
   const ssh = await startSsh({ ...transport, port: config.server.ssh.port });
@@ -91,12 +94,12 @@ export async function startServer(base: Services): Promise<RunningServer> {
     queue,
     stop: () => {
       stopping ??= (async () => {
-        log(`upaas: stopping; running builds get ${config.builder.grace}s to finish`);
+        log(`upaas: stopping; running builds and commands get ${config.builder.grace}s to finish`);
         ssh.close();
         http.close();
         http.closeIdleConnections();
         receivePacks.close();
-        await queue.stop(config.builder.grace);
+        await Promise.all([queue.stop(config.builder.grace), inFlight.stop(config.builder.grace)]);
         await webhooks.stop();
         await gc.stop();
         await hooks.close();

@@ -136,14 +136,34 @@ export class Users {
 
   /** The user a name + token pair authenticates, or null. Compares hashes in constant time. */
   authenticateToken(name: string, secret: string): User | null {
+    const token = this.matchingToken(secret);
+    if (!token || token.user !== name) return null;
+    return this.used(token);
+  }
+
+  /**
+   * The user a token alone authenticates (an HTTP `Bearer` login), or null:
+   * a token names its own id, and the id its user. Compares hashes in constant time.
+   */
+  authenticateBearer(secret: string): User | null {
+    const token = this.matchingToken(secret);
+    return token ? this.used(token) : null;
+  }
+
+  /** The token whose id `secret` names, when `secret` is that token's secret (hashes compared in constant time). */
+  private matchingToken(secret: string): { id: string; user: string } | null {
     const id = /^upaas_([0-9a-f]{12})_/.exec(secret)?.[1];
     if (!id) return null;
     const row = this.db.prepare('SELECT user, hash FROM tokens WHERE id = ?').get(id) as { user: string; hash: string } | undefined;
-    if (!row || row.user !== name) return null;
+    if (!row) return null;
     const given = Buffer.from(hashToken(secret), 'hex');
-    if (!timingSafeEqual(given, Buffer.from(row.hash, 'hex'))) return null;
-    this.db.prepare('UPDATE tokens SET last_used_at = ? WHERE id = ?').run(new Date().toISOString(), id);
-    return this.get(name);
+    return timingSafeEqual(given, Buffer.from(row.hash, 'hex')) ? { id, user: row.user } : null;
+  }
+
+  /** Notes that `token` was just used; its user. */
+  private used(token: { id: string; user: string }): User | null {
+    this.db.prepare('UPDATE tokens SET last_used_at = ? WHERE id = ?').run(new Date().toISOString(), token.id);
+    return this.get(token.user);
   }
 
   grant(repo: string, user: string, level: 'read' | 'write'): void {

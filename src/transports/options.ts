@@ -2,7 +2,7 @@
 import type { GitSlots } from '../core/git-slots.ts';
 import type { Services } from '../core/services.ts';
 import type { HookSessions, ReceivePackStarter } from '../git/service.ts';
-import type { LoginThrottle } from './throttle.ts';
+import type { LoginThrottle } from '../core/login-throttle.ts';
 
 export interface TransportOptions {
   services: Services;
@@ -16,5 +16,14 @@ export interface TransportOptions {
   throttle: LoginThrottle;
   /** Git processes per user, shared by the transports. */
   gitSlots: GitSlots;
+  /** Counts the commands and API requests being served (the server waits for them at stop) and aborts them once its grace is over. */
+  inFlight: CommandsInFlight;
   log: (line: string) => void;
+}
+
+/** What the transports need of the server's count of running commands (server/in-flight.ts). */
+export interface CommandsInFlight {
+  track<T>(work: () => Promise<T>): Promise<T>;
+  /** Aborted when the server stops and builder.grace is over. */
+  readonly signal: AbortSignal;
 }

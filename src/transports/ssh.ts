@@ -15,11 +15,11 @@ import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { type Server as NetServer, type Socket, createServer } from 'node:net';
 import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { timingSafeEqual } from 'node:crypto';
 import ssh2 from 'ssh2';
 import { dispatch } from '../commands/dispatch.ts';
 import { readLimited } from '../commands/input.ts';
+import { sendBytes } from '../commands/output.ts';
 import { AccessError, openRepo } from '../core/access.ts';
 import { type GitService, GIT_SERVICES, isGitService, runGitService } from '../git/service.ts';
 import { RepoError } from '../git/repos.ts';
@@ -27,7 +27,7 @@ import { BoundedOutput } from '../process/bounded-output.ts';
 import { type User, fingerprintOf } from '../state/users.ts';
 import { splitCommandLine } from './command-line.ts';
 import type { TransportOptions } from './options.ts';
-import { addressKey, wait } from './throttle.ts';
+import { addressKey, wait } from '../core/login-throttle.ts';
 
 /** Credentials a client may try on one connection (OpenSSH's MaxAuthTries). */
 const MAX_AUTH_TRIES = 6;
@@ -137,6 +137,9 @@ export async function startSsh(options: TransportOptions): Promise<SshServer> {
       if (ctx.signature) user = owner;
       return ctx.accept();
     });
+    // Aborted when the connection is gone: a channel whose caller hung up reports its own close only once its input was read to the end.
+    const connection = new AbortController();
+    client.on('close', () => connection.abort());
     client.on('ready', () => {
       clearTimeout(loginTimer);
       let sessions = 0;
@@ -162,7 +165,7 @@ export async function startSsh(options: TransportOptions): Promise<SshServer> {
         session.on('subsystem', (_accept, reject) => reject());
         session.on('exec', (accept, _reject, request) => {
           const channel = accept();
-          handleExec(request.command, channel, user as User, protocol, options).then(
+          handleExec(request.command, channel, user as User, protocol, connection.signal, options).then(
             (code) => {
               channel.exit(code);
               channel.end();
@@ -216,11 +219,53 @@ export async function startSsh(options: TransportOptions): Promise<SshServer> {
   };
 }
 
+/** How long a command's last stderr lines may wait for the client to take its output first. */
+const STDERR_FLUSH_MS = 10_000;
+
+type Pending = { writableLength: number };
+
+/**
+ * A command's stderr: written once what it wrote to stdout has gone out.
+ * Both share the channel's window, and ssh2 sends a held-back stderr chunk
+ * only when no stdout chunk waits (else it stays until the channel closes,
+ * and the error line after a long output was lost).
+ */
+function stderrAfterStdout(channel: ssh2.ServerChannel): { write: (text: string) => void; holding: () => boolean } {
+  const err = new BoundedOutput(channel.stderr);
+  const held: string[] = [];
+  const release = () => {
+    for (const text of held.splice(0)) err.write(text);
+  };
+  return {
+    write: (text) => {
+      if ((channel as unknown as Pending).writableLength === 0 && held.length === 0) return err.write(text);
+      if (held.length === 0) channel.once('drain', release);
+      held.push(text);
+    },
+    holding: () => held.length > 0,
+  };
+}
+
+/**
+ * Resolves once what was written to the channel has gone out, stdout then
+ * stderr (or the channel closed, or STDERR_FLUSH_MS passed): the client gets
+ * the last lines before the exit status and the end.
+ */
+async function outputSent(channel: ssh2.ServerChannel, err: { holding: () => boolean } | null): Promise<void> {
+  const deadline = Date.now() + STDERR_FLUSH_MS;
+  const waiting = () =>
+    (channel as unknown as Pending).writableLength > 0 || (channel.stderr as unknown as Pending).writableLength > 0 || Boolean(err?.holding());
+  while (waiting() && !channel.destroyed && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 async function handleExec(
   commandLine: string,
   channel: ssh2.ServerChannel,
   user: User,
   protocol: string | undefined,
+  connection: AbortSignal,
   options: TransportOptions,
 ): Promise<number> {
   let words: string[];
@@ -232,29 +277,35 @@ async function handleExec(
   }
   const controller = new AbortController();
   channel.on('close', () => controller.abort());
+  connection.addEventListener('abort', () => controller.abort(), { once: true });
+  options.inFlight.signal.addEventListener('abort', () => controller.abort(), { once: true });
   const [name = '', ...args] = words;
   if (isGitService(name)) {
     return gitOverSsh(name, args, channel, user, protocol, controller.signal, options);
   }
   const out = new BoundedOutput(channel);
-  const err = new BoundedOutput(channel.stderr);
-  return dispatch(words, {
-    user,
-    local: false,
-    services: () => options.services,
-    io: {
-      out: (text) => out.write(text),
-      err: (text) => err.write(text),
-      drain: () => out.drain(),
-      binary: async (data) => {
-        // What was written as text goes first; then the bytes, with the channel's own flow control.
-        await out.drain();
-        await pipeline(data, channel, { end: false });
+  const err = stderrAfterStdout(channel);
+  const code = await options.inFlight.track(() =>
+    dispatch(words, {
+      user,
+      local: false,
+      services: () => options.services,
+      io: {
+        out: (text) => out.write(text),
+        err: err.write,
+        drain: () => out.drain(),
+        binary: async (data) => {
+          // What was written as text goes first; then the bytes, with the channel's own flow control.
+          await out.drain();
+          await sendBytes(data, channel);
+        },
+        input: (limit) => readLimited(channel, limit),
+        signal: controller.signal,
       },
-      input: (limit) => readLimited(channel, limit),
-      signal: controller.signal,
-    },
-  });
+    }),
+  );
+  await outputSent(channel, err);
+  return code;
 }
 
 async function gitOverSsh(

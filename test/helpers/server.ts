@@ -61,6 +61,8 @@ export class TestServer {
       cwd: this.world.dir,
       all: true,
       buffer: false,
+      // stop() waits for the server's own graceful stop (its builds and commands undone), not execa's 5 s.
+      forceKillAfterDelay: 60_000,
     });
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`server did not start:\n${this.output.join('')}`)), 20_000);

@@ -16,6 +16,10 @@ export const packagesDownloadCommand = defineCommand({
   async run({ io, services }, { args, repo }) {
     const all = services();
     const archive = await openArchive(all, packageToDownload(all, repo.name, args.PACKAGE));
+    // The caller gone, or the server stopping: the read stops too.
+    const stop = () => archive.stream.destroy(new Error('the download was cancelled'));
+    if (io.signal?.aborted) stop();
+    io.signal?.addEventListener('abort', stop, { once: true });
     try {
       await io.binary(archive.stream);
     } catch (error) {
@@ -23,6 +27,8 @@ export const packagesDownloadCommand = defineCommand({
       serverLog(`packages download ${repo.name}: ${(error.cause as Error | undefined)?.message ?? error.message}`);
       io.err(`upaas packages download: system error: ${error.message}\n`);
       return 2;
+    } finally {
+      io.signal?.removeEventListener('abort', stop);
     }
     return 0;
   },

@@ -1,0 +1,2 @@
+/** Where the API lives on the HTTP port: every route is under API_PATH. */
+export const API_PATH = '/api/v1';
