@@ -226,27 +226,34 @@ describe('env files of deploy commands', () => {
   });
 });
 
-describe('what interrupted deploys leave', () => {
+describe('what interrupted deploys and runs leave', () => {
   it('is found and removed by the sweep when its process is gone, and left alone while it lives', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'upaas-deploy-sweep-'));
     try {
       const config = parseConfig({ paths: { state: join(dir, 'state'), workdir: join(dir, 'work') } }, null);
       const state = State.open(config.paths.state);
-      // A PID that is gone (a short-lived child's), and this test's parent (alive).
+      // A PID that is gone (a short-lived child's), this test's parent (alive) and this process.
       const child = execa('true');
       await child;
       const gone = child.pid as number;
       const dead = join(config.paths.workdir, `deploy-${gone}-web-2-abcdef`);
+      const deadRun = join(config.paths.workdir, `run-${gone}-web-2.abcdef`);
       const live = join(config.paths.workdir, `deploy-${process.ppid}-web-AbC123`);
-      for (const folder of [dead, live]) mkdirSync(join(folder, 'inside'), { recursive: true });
-      const { deploys, workdirs } = await findLeftovers(config, () => new Set());
-      expect(deploys.map((d) => d.dir)).to.deep.equal([dead]);
+      const mine = join(config.paths.workdir, `run-${process.pid}-web.AbC123`);
+      for (const folder of [dead, deadRun, live, mine]) mkdirSync(join(folder, 'inside'), { recursive: true });
+      const { others, workdirs } = await findLeftovers(config, () => new Set());
+      expect(others.map((o) => [o.what, o.dir]).sort()).to.deep.equal([
+        ['deploy', dead],
+        ['run', deadRun],
+      ]);
       expect(workdirs, 'not taken for a build folder').to.deep.equal([]);
       const lines: string[] = [];
       await sweepInterrupted(config, state, (line) => lines.push(line));
-      expect(lines).to.deep.equal([`upaas: removed ${dead}, left by an interrupted deploy`]);
-      expect(existsSync(dead)).to.equal(false);
-      expect(existsSync(live)).to.equal(true);
+      expect(lines.sort()).to.deep.equal([`upaas: removed ${dead}, left by an interrupted deploy`, `upaas: removed ${deadRun}, left by an interrupted run`]);
+      expect([dead, deadRun, live, mine].map((folder) => existsSync(folder))).to.deep.equal([false, false, true, true]);
+      // At a server's start, what names its own PID is a predecessor's.
+      await sweepInterrupted(config, state, () => undefined, true);
+      expect([live, mine].map((folder) => existsSync(folder))).to.deep.equal([true, false]);
       state.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -162,7 +162,7 @@ describe('day two: retention, releases, rollback, config vars (fixture image)', 
     ]);
     expect(list[2]).to.include({ by: 'local-admin', build: null });
     expect(list[0]?.build).to.be.a('number');
-    expect(Object.keys(list[0] as object).sort()).to.deep.equal(['build', 'by', 'createdAt', 'kind', 'package', 'version']);
+    expect(Object.keys(list[0] as object).sort()).to.deep.equal(['build', 'by', 'createdAt', 'failure', 'kind', 'package', 'status', 'version']);
 
     // packages delete: a kept file goes, the record stays; never the current one.
     const current = await world.cli('packages', 'delete', name, fresh.id.slice(0, 8));

@@ -6,13 +6,13 @@
  * app's current package.
  */
 import { mkdir, mkdtemp } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import { type Config, appSettings } from '../config/config.ts';
 import type { State } from '../state/state.ts';
 import type { StorageHandler } from '../storage/handler.ts';
 import { RepoError, changelog, commitInfo, repoPath, resolveRevision } from '../git/repos.ts';
 import { MAX_ENV_BYTES, envBytes, envBytesOf, loadMetadata } from '../metadata/metadata.ts';
-import { type BuildContext, failOnLimit } from './context.ts';
+import { type BuildContext, failOnLimit, jailOptions } from './context.ts';
 import { shortOfSpace } from './free-space.ts';
 import { BuildError, asBuildError, cancelledError, systemError, userError } from './errors.ts';
 import { BuildLog, failureLine, formatBytes, logFile, serverFolders } from './log.ts';
@@ -266,13 +266,8 @@ async function runBuild(
 
 /** The build's jail in its temp folder, from builder.network and builder.limits; a failure is a system error. */
 async function confine(config: Config, tmp: string, cleanup: Cleanup): Promise<Jail> {
-  const { network, limits, blocked, workers } = config.builder;
   try {
-    return await Jail.open(
-      tmp,
-      { network, blocked, limits, workers, stateDir: config.paths.state, name: basename(tmp), keepFreeMiB: config.builder.min_free * 1024 },
-      cleanup,
-    );
+    return await Jail.open(tmp, jailOptions(config, tmp), cleanup);
   } catch (error) {
     throw systemError(`cannot confine the build (builder.network, builder.limits): ${(error as Error).message}`, { cause: error });
   }

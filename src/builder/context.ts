@@ -6,7 +6,8 @@
 import type { AppSettings, Config } from '../config/config.ts';
 import type { Metadata } from '../metadata/metadata.ts';
 import { describeEnd } from '../process/run.ts';
-import type { Jail } from '../sandbox/jail.ts';
+import { basename } from 'node:path';
+import type { Jail, JailOptions } from '../sandbox/jail.ts';
 import { type SandboxOptions, runInSandbox } from '../sandbox/sandbox.ts';
 import type { State } from '../state/state.ts';
 import type { PackageRecord } from '../state/packages.ts';
@@ -51,21 +52,35 @@ export interface BuildContext {
  * finalize) see the admin's alone. The builder's own variables win over all.
  */
 export function actionEnv(ctx: BuildContext, whose: 'app' | 'admin'): Record<string, string> {
+  return commandEnv(ctx, whose);
+}
+
+/** What actionEnv reads of a build; a command in a package outside a build (core/run.ts) gives the same of its package. */
+export type EnvFacts = Pick<BuildContext, 'plan' | 'configVars' | 'settings' | 'app' | 'revision' | 'fresh'>;
+
+/** The environment of an app's (or the admin's) commands, from `facts`: see actionEnv. */
+export function commandEnv(facts: EnvFacts, whose: 'app' | 'admin'): Record<string, string> {
   const admin = whose === 'admin';
   const env: Record<string, string> = {
     LANG: 'C.UTF-8',
-    ...(admin ? ctx.plan.adminEnv : { ...ctx.plan.env, ...ctx.configVars }),
-    HOME: ctx.settings.home,
-    UPAAS_APP: ctx.app,
-    UPAAS_APP_HOME: ctx.settings.home,
-    UPAAS_REVISION: ctx.revision,
-    UPAAS_BRANCH: ctx.settings.branch,
-    UPAAS_INTERPRETER: ctx.plan.interpreter.type,
-    UPAAS_INTERPRETER_VERSION: ctx.plan.interpreter.version,
-    UPAAS_INTERPRETER_SETTINGS: JSON.stringify(admin ? ctx.plan.adminSettings : ctx.plan.settings),
+    ...(admin ? facts.plan.adminEnv : { ...facts.plan.env, ...facts.configVars }),
+    HOME: facts.settings.home,
+    UPAAS_APP: facts.app,
+    UPAAS_APP_HOME: facts.settings.home,
+    UPAAS_REVISION: facts.revision,
+    UPAAS_BRANCH: facts.settings.branch,
+    UPAAS_INTERPRETER: facts.plan.interpreter.type,
+    UPAAS_INTERPRETER_VERSION: facts.plan.interpreter.version,
+    UPAAS_INTERPRETER_SETTINGS: JSON.stringify(admin ? facts.plan.adminSettings : facts.plan.settings),
   };
-  if (ctx.fresh) env.UPAAS_FRESH_PACKAGE = 'true';
+  if (facts.fresh) env.UPAAS_FRESH_PACKAGE = 'true';
   return env;
+}
+
+/** The jail options of a build's (or a run's) temp folder `dir`: builder.network, builder.limits, the disk share. */
+export function jailOptions(config: Config, dir: string): JailOptions {
+  const { network, limits, blocked, workers } = config.builder;
+  return { network, blocked, limits, workers, stateDir: config.paths.state, name: basename(dir), keepFreeMiB: config.builder.min_free * 1024 };
 }
 
 /**

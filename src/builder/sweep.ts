@@ -16,30 +16,44 @@ import type { State } from '../state/state.ts';
 /** A build's temp folder: APP-BUILDID-XXXXXX (mkdtemp's six characters). */
 const BUILD_DIR = /-([0-9]+)-[A-Za-z0-9]{6}$/;
 
-/** A deploy's folder (core/deploy.ts): deploy-PID-APP-XXXXXX, PID its creator's. */
-const DEPLOY_DIR = /^deploy-([0-9]+)-.+-[A-Za-z0-9]{6}$/;
+/**
+ * The folder (and the cgroup, named like it) of a deploy (core/deploy.ts:
+ * deploy-PID-APP-XXXXXX) or of a run (core/run.ts: run-PID-APP.XXXXXX): PID
+ * is the process that made it, and it is left once that process is gone.
+ */
+const PROCESS_DIR = /^(deploy|run)-([0-9]+)-/;
 
-/** What builds and deploys that no longer run left: their temp folders (with what is mounted below them) and cgroups. */
+/** What builds, deploys and runs that no longer run left: their temp folders (with what is mounted below them) and cgroups. */
 export interface Leftovers {
   workdirs: { id: number; dir: string; mounts: string[] }[];
   cgroups: { id: number; dirs: string[] }[];
-  /** Folders of deploys whose process is gone. */
-  deploys: { dir: string; mounts: string[] }[];
+  /** Folders and cgroups of deploys and runs whose process is gone. */
+  others: { what: 'deploy' | 'run'; dir: string | null; mounts: string[]; cgroupDirs: string[] }[];
 }
 
 /**
- * Finds what builds that no longer run left under paths.workdir and in this
- * server's cgroups; changes nothing. The live builds are asked for after the
- * listing, so a build that starts meanwhile is seen as live, never as left.
+ * Finds what builds (and deploys, runs) that no longer run left under
+ * paths.workdir and in this server's cgroups; changes nothing. The live builds
+ * are asked for after the listing, so a build that starts meanwhile is seen as
+ * live, never as left. `atStart`: nothing of this process exists yet, so what
+ * names its PID is a predecessor's (a restarted container often gets the same
+ * PID); otherwise (the doctor) this process's own are live.
  */
-export async function findLeftovers(config: Config, liveIds: () => Set<number>): Promise<Leftovers> {
+export async function findLeftovers(config: Config, liveIds: () => Set<number>, atStart = false): Promise<Leftovers> {
+  const gone = async (name: string) => {
+    const match = PROCESS_DIR.exec(name);
+    if (!match) return null;
+    const pid = Number(match[2]);
+    const dead = pid === process.pid ? atStart : !(await processAlive(pid));
+    return { what: match[1] as 'deploy' | 'run', dead };
+  };
   const found: { id: number; dir: string }[] = [];
-  const deploys: Leftovers['deploys'] = [];
+  const others = new Map<string, Leftovers['others'][number]>();
   for (const entry of await readdir(config.paths.workdir).catch(() => [] as string[])) {
     const dir = join(config.paths.workdir, entry);
-    const pid = DEPLOY_DIR.exec(entry)?.[1];
-    if (pid !== undefined) {
-      if (!(await processAlive(Number(pid)))) deploys.push({ dir, mounts: await mountsUnder(dir) });
+    const other = await gone(entry);
+    if (other) {
+      if (other.dead) others.set(entry, { what: other.what, dir, mounts: await mountsUnder(dir), cgroupDirs: [] });
       continue;
     }
     const id = BUILD_DIR.exec(entry)?.[1];
@@ -49,6 +63,14 @@ export async function findLeftovers(config: Config, liveIds: () => Set<number>):
   try {
     const layout = detectLayout();
     for (const [name, dirs] of await leftoverCgroups(layout, parentName(config.paths.state))) {
+      const other = await gone(name);
+      if (other) {
+        if (other.dead) {
+          const known = others.get(name) ?? { what: other.what, dir: null, mounts: [], cgroupDirs: [] };
+          others.set(name, { ...known, cgroupDirs: dirs });
+        }
+        continue;
+      }
       const id = BUILD_DIR.exec(name)?.[1];
       if (id !== undefined) groups.push({ id: Number(id), dirs });
     }
@@ -58,12 +80,11 @@ export async function findLeftovers(config: Config, liveIds: () => Set<number>):
   const live = liveIds();
   const workdirs: Leftovers['workdirs'] = [];
   for (const { id, dir } of found.filter((entry) => !live.has(entry.id))) workdirs.push({ id, dir, mounts: await mountsUnder(dir) });
-  return { workdirs, cgroups: groups.filter((group) => !live.has(group.id)), deploys };
+  return { workdirs, cgroups: groups.filter((group) => !live.has(group.id)), others: [...others.values()] };
 }
 
-/** Whether process `pid` still runs (this one counts as gone: a restarted server often gets its predecessor's PID). */
+/** Whether process `pid` still runs. */
 async function processAlive(pid: number): Promise<boolean> {
-  if (pid === process.pid) return false;
   return readlink(`/proc/${pid}/exe`).then(
     () => true,
     (error: NodeJS.ErrnoException) => error.code !== 'ENOENT',
@@ -71,17 +92,24 @@ async function processAlive(pid: number): Promise<boolean> {
 }
 
 /** Marks builds of processes that are gone failed and removes what they left (see findLeftovers); logs each step. */
-export async function sweepInterrupted(config: Config, state: State, log: (line: string) => void): Promise<void> {
+export async function sweepInterrupted(config: Config, state: State, log: (line: string) => void, atStart = false): Promise<void> {
   for (const build of state.builds.reapStale()) {
     log(`upaas: build ${build.id} of ${build.app} was interrupted (its process is gone); marked failed`);
   }
-  const { workdirs, cgroups, deploys } = await findLeftovers(config, () => state.builds.liveIds());
-  for (const { dir } of deploys) {
+  const { workdirs, cgroups, others } = await findLeftovers(config, () => state.builds.liveIds(), atStart);
+  for (const { what, dir, cgroupDirs } of others) {
     try {
-      await removeTree(dir);
-      log(`upaas: removed ${dir}, left by an interrupted deploy`);
+      for (const group of cgroupDirs) {
+        await removeCgroup(group);
+        log(`upaas: removed the cgroup ${group}, left by an interrupted ${what}`);
+      }
+      if (dir) {
+        await killProcessesIn(dir);
+        await removeTree(dir);
+        log(`upaas: removed ${dir}, left by an interrupted ${what}`);
+      }
     } catch (error) {
-      log(`upaas: could not remove ${dir}: ${(error as Error).message}`);
+      log(`upaas: could not remove what an interrupted ${what} left (${dir ?? cgroupDirs.join(', ')}): ${(error as Error).message}`);
     }
   }
   for (const { id, dirs } of cgroups) {

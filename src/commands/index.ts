@@ -13,6 +13,7 @@ import { packagesDeleteCommand } from './packages/delete.ts';
 import { packagesDownloadCommand } from './packages/download.ts';
 import { releasesCommand } from './releases.ts';
 import { rollbackCommand } from './rollback.ts';
+import { runCommand } from './run.ts';
 import { configListCommand } from './config/list.ts';
 import { configSetCommand } from './config/set.ts';
 import { configUnsetCommand } from './config/unset.ts';
@@ -47,6 +48,7 @@ export const COMMANDS: Command[] = [
   packagesDownloadCommand,
   releasesCommand,
   rollbackCommand,
+  runCommand,
   configListCommand,
   configSetCommand,
   configUnsetCommand,

@@ -151,11 +151,12 @@ async function checkBuilds({ state }: Needs): Promise<Problem[]> {
 
 /** What interrupted builds left: temp folders, mounts below them, cgroups. Fixed by the same sweep as a server start. */
 async function checkLeftovers({ config, state }: Needs): Promise<Problem[]> {
-  const { workdirs, cgroups, deploys } = await findLeftovers(config, () => state.builds.liveIds());
+  const { workdirs, cgroups, others } = await findLeftovers(config, () => state.builds.liveIds());
   return [
-    ...deploys.flatMap(({ dir, mounts }) => [
-      { check: 'leftovers', kind: 'leftover-workdir' as const, message: `${dir} was left by a deploy that no longer runs` },
-      ...mounts.map((point) => ({ check: 'leftovers', kind: 'leftover-mount' as const, message: `${point} is still mounted, left by a deploy` })),
+    ...others.flatMap(({ what, dir, mounts, cgroupDirs }) => [
+      ...(dir ? [{ check: 'leftovers', kind: 'leftover-workdir' as const, message: `${dir} was left by a ${what} that no longer runs` }] : []),
+      ...mounts.map((point) => ({ check: 'leftovers', kind: 'leftover-mount' as const, message: `${point} is still mounted, left by a ${what}` })),
+      ...(cgroupDirs.length > 0 ? [{ check: 'leftovers', kind: 'leftover-cgroup' as const, message: `the cgroup of a ${what} that no longer runs is left: ${cgroupDirs.join(', ')}` }] : []),
     ]),
     ...workdirs.flatMap(({ id, dir, mounts }) => [
       { check: 'leftovers', kind: 'leftover-workdir' as const, message: `${dir} was left by build ${id}, which no longer runs` },
