@@ -334,7 +334,7 @@ describe('server over SSH', function () {
   it('SIGTERM lets a running build finish, then the server exits', async () => {
     const output = await stopDuringBuild('stopper', 'echo slow-start; sleep 3');
     expect(output, output + server.output.join('')).to.match(/is now current for stopper/);
-    expect(server.output.join('')).to.include('stopping; running builds get 120s to finish');
+    expect(server.output.join('')).to.include('stopping; running builds and commands get 120s to finish');
     const refused = await server.ssh(admin, ['whoami']);
     expect(refused.exitCode, 'no longer serving').to.equal(255);
     server = new TestServer(world);
@@ -346,7 +346,7 @@ describe('server over SSH', function () {
     const output = await stopDuringBuild('overrun', 'echo slow-start; sleep 600');
     expect(output).to.include('remote: !     system error: the build was cancelled (the server is stopping or the caller went away)');
     expect(output).not.to.include('is now current');
-    expect(server.output.join('')).to.include('stopping; running builds get 1s to finish');
+    expect(server.output.join('')).to.include('stopping; running builds and commands get 1s to finish');
     const builds = JSON.parse((await world.cli('builds', 'overrun', '--json')).stdout) as { status: string; errorMessage: string }[];
     expect(builds.map((b) => [b.status, b.errorMessage])).to.deep.equal([['failed', 'the build was cancelled (the server is stopping or the caller went away)']]);
     expect(await world.packages('overrun')).to.deep.equal([]);

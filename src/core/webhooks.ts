@@ -17,7 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { type AppSettings, appSettings } from '../config/config.ts';
 import type { AppEvent, EventName, EventSink } from '../events/events.ts';
 import { serverLog } from '../process/server-log.ts';
-import type { DeliveryProgress, DeliveryStatus } from '../state/webhooks.ts';
+import type { DeliveryProgress, DeliveryRecord, DeliveryStatus } from '../state/webhooks.ts';
 import type { Services } from './services.ts';
 
 type Hook = AppSettings['webhooks'][number];
@@ -49,17 +49,7 @@ export function shownUrl(url: string): string {
 }
 
 /** One delivery as the deliveries command shows it (no payload, no secret, the URL masked). */
-export interface DeliveryView {
-  id: string;
-  event: string;
-  url: string;
-  status: DeliveryStatus;
-  attempts: number;
-  responseCode: number | null;
-  error: string | null;
-  createdAt: string;
-  finishedAt: string | null;
-}
+export type DeliveryView = Omit<DeliveryRecord, 'app' | 'payload'>;
 
 /** The app's webhook deliveries, newest first. */
 export function listDeliveries(services: Pick<Services, 'state'>, app: string): DeliveryView[] {

@@ -278,11 +278,12 @@ async function handleExec(
   const controller = new AbortController();
   channel.on('close', () => controller.abort());
   connection.addEventListener('abort', () => controller.abort(), { once: true });
-  options.inFlight.signal.addEventListener('abort', () => controller.abort(), { once: true });
   const [name = '', ...args] = words;
+  // A push is the queue's to wait for at stop (its build); it is never cut by the commands' grace.
   if (isGitService(name)) {
     return gitOverSsh(name, args, channel, user, protocol, controller.signal, options);
   }
+  options.inFlight.signal.addEventListener('abort', () => controller.abort(), { once: true });
   const out = new BoundedOutput(channel);
   const err = stderrAfterStdout(channel);
   const code = await options.inFlight.track(() =>
