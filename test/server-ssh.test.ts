@@ -51,6 +51,24 @@ describe('server over SSH', function () {
     return { dir, git };
   }
 
+  it('offers AES ciphers only: an OpenSSH client gets AES (ssh2 would run its first choice, chacha20-poly1305, in JavaScript)', async () => {
+    const known = join(world.dir, 'known_hosts');
+    const verbose = await execa(
+      'ssh',
+      ['-v', '-i', admin.privateFile, '-o', 'IdentitiesOnly=yes', '-o', 'StrictHostKeyChecking=no', '-o', `UserKnownHostsFile=${known}`, '-o', 'BatchMode=yes', '-p', String(server.sshPort), 'git@127.0.0.1', 'whoami'],
+      { reject: false },
+    );
+    expect(verbose.exitCode, String(verbose.stderr)).to.equal(0);
+    expect(String(verbose.stderr)).to.match(/kex: server->client cipher: aes(128|192|256)-(gcm@openssh.com|ctr) /);
+    const chacha = await execa(
+      'ssh',
+      ['-c', 'chacha20-poly1305@openssh.com', '-i', admin.privateFile, '-o', 'IdentitiesOnly=yes', '-o', 'StrictHostKeyChecking=no', '-o', `UserKnownHostsFile=${known}`, '-o', 'BatchMode=yes', '-p', String(server.sshPort), 'git@127.0.0.1', 'whoami'],
+      { reject: false },
+    );
+    expect(chacha.exitCode).to.equal(255);
+    expect(String(chacha.stderr)).to.match(/no matching cipher found/);
+  });
+
   it('runs git gc --auto in a repo after a push to it, after the push has ended', async () => {
     expect((await server.ssh(admin, ['repos', 'create', 'tidy'])).exitCode).to.equal(0);
     const bare = join(world.dir, 'repos', 'tidy.git');
