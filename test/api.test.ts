@@ -56,7 +56,9 @@ describe('HTTP API', function () {
     options: { auth?: string; user?: string; body?: string | Buffer; headers?: Record<string, string>; from?: string } = {},
   ): Promise<Answer> {
     const auth = options.auth ?? (options.user ? bearer(tokens[options.user] as string) : undefined);
-    const headers: Record<string, string> = { ...(auth ? { Authorization: auth } : {}), ...options.headers };
+    // POSTs say their body is JSON unless a test says otherwise (the API refuses anything else).
+    const json: Record<string, string> = method === 'POST' ? { 'Content-Type': 'application/json' } : {};
+    const headers: Record<string, string> = { ...(auth ? { Authorization: auth } : {}), ...json, ...options.headers };
     return new Promise((resolve, reject) => {
       const req = httpRequest({ host: '127.0.0.1', port: server.httpPort, method, path, headers, localAddress: options.from, agent: false }, (response) => {
         const chunks: Buffer[] = [];
@@ -148,7 +150,7 @@ describe('HTTP API', function () {
       // From an address of its own: its failures do not slow the other tests.
       const answer = await call('GET', api('apps'), { auth, from: '127.0.0.9' });
       expect(answer.status, String(auth)).to.equal(401);
-      expect(answer.headers['www-authenticate']).to.equal('Bearer realm="upaas", Basic realm="upaas"');
+      expect(answer.headers['www-authenticate'], 'Basic is taken, not asked for: a browser would keep sending it').to.equal('Bearer realm="upaas"');
       expect(json(answer)).to.deep.equal({
         error: 'authentication required: send a token as "Authorization: Bearer TOKEN", or Basic with your user name and token',
       });
@@ -274,6 +276,13 @@ describe('HTTP API', function () {
       expect(refused.status).to.equal(429);
       expect(refused.headers['retry-after']).to.equal('5');
       expect(json(refused)).to.deep.equal({ error: 'you have 1 git operations or downloads running (server.git_per_user); try again when one ends' });
+      // The SSH command takes the same slot.
+      const overSsh = await server.ssh(keys.writer as KeyPair, ['packages', 'download', 'site']);
+      expect([overSsh.exitCode, overSsh.stdout, overSsh.stderr]).to.deep.equal([
+        1,
+        '',
+        'upaas packages download: you have 1 git operations or downloads running (server.git_per_user); try again when one ends',
+      ]);
       expect((await call('GET', api('apps/site/packages/current/archive'), { user: 'reader' })).status, "another user's slot").to.equal(200);
       // Lists take no slot.
       expect((await call('GET', api('apps/site/packages'), { user: 'writer' })).status).to.equal(200);
@@ -335,6 +344,20 @@ describe('HTTP API', function () {
     const builds = await settled('slow', 2);
     expect(builds.map((b) => b.status)).to.deep.equal(['succeeded', 'succeeded']);
     expect(builds[1]?.id).to.equal(build);
+  });
+
+  it('POSTs take JSON only, said so: a form or plain text from a page elsewhere starts nothing (no cross-site request forgery)', async () => {
+    const before = (await buildsOf('site')).length;
+    for (const type of ['application/x-www-form-urlencoded', 'text/plain', 'multipart/form-data; boundary=x']) {
+      const forged = await call('POST', api('apps/site/builds'), { user: 'writer', body: '{}', headers: { 'Content-Type': type, Origin: 'https://evil.example' } });
+      expect([forged.status, json(forged)], type).to.deep.equal([415, { error: 'POST /api/v1/apps/site/builds takes a JSON body: send it with "Content-Type: application/json"' }]);
+    }
+    const untyped = await call('POST', api('apps/site/rollback'), { user: 'writer', body: '{"package": "abcdef0"}', headers: { 'Content-Type': '' } });
+    expect(untyped.status).to.equal(415);
+    // Access first, as everywhere: a stranger still learns nothing.
+    const stranger = await call('POST', api('apps/site/builds'), { user: 'stranger', body: '{}', headers: { 'Content-Type': 'text/plain' } });
+    expect(stranger.status).to.equal(404);
+    expect((await buildsOf('site')).length).to.equal(before);
   });
 
   it('POST rollback: a kept package current again as a new release; refusals name what is wrong', async () => {
@@ -443,7 +466,7 @@ describe('HTTP API', function () {
     expect(declared.headers.connection).to.equal('close');
     const chunked = await new Promise<number>((resolve, reject) => {
       const req = httpRequest(
-        { host: '127.0.0.1', port: server.httpPort, method: 'POST', path: api('apps/site/builds'), headers: { Authorization: bearer(tokens.writer as string) }, agent: false },
+        { host: '127.0.0.1', port: server.httpPort, method: 'POST', path: api('apps/site/builds'), headers: { Authorization: bearer(tokens.writer as string), 'Content-Type': 'application/json' }, agent: false },
         (response) => {
           response.resume();
           resolve(response.statusCode ?? 0);
@@ -462,7 +485,7 @@ describe('HTTP API', function () {
     socket.resume();
     const started = Date.now();
     const closed = new Promise((resolve) => socket.once('close', resolve));
-    socket.write(`POST /api/v1/apps/site/builds HTTP/1.1\r\nHost: x\r\nAuthorization: ${bearer(tokens.writer as string)}\r\nTransfer-Encoding: chunked\r\n\r\n`);
+    socket.write(`POST /api/v1/apps/site/builds HTTP/1.1\r\nHost: x\r\nAuthorization: ${bearer(tokens.writer as string)}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n`);
     const drip = setInterval(() => socket.write('1\r\n \r\n'), 500);
     await closed;
     clearInterval(drip);

@@ -106,7 +106,7 @@ describe('deploy commands (fixture image)', function () {
     const failed = await build();
     expect(failed.exitCode, failed.stdout).to.equal(2);
     const last = failed.lines.filter(Boolean).pop() as string;
-    expect(last).to.match(/^! {5}deploy failed: "echo health check failed >&2; exit 3" exited with status 3; release v2 is marked failed and package [0-9a-f]{12} is current again \(system error\)$/);
+    expect(last).to.match(/^! {5}deploy failed: deploy command 2 of 2 exited with status 3; release v2 is marked failed and package [0-9a-f]{12} is current again \(system error\)$/);
     expect(last).to.include(first.id.slice(0, 12));
     expect(failed.stdout).to.match(/^ {7}health check failed$/m);
     expect((await current())?.id, 'the package before is current').to.equal(first.id);
@@ -137,8 +137,9 @@ describe('deploy commands (fixture image)', function () {
     world.update({ apps: { deploy: { commands: ['exit 9'] } } });
     const refused = await world.cli('rollback', 'web', first.id);
     expect(refused.exitCode).to.equal(1);
-    expect(refused.stderr.trim()).to.equal(
-      `upaas rollback: deploy failed: "exit 9" exited with status 9; release v5 is marked failed and package ${second.id.slice(0, 12)} is current again`,
+    // Locally the server log (with the command's text) shares stderr; the refusal is the last line.
+    expect(refused.stderr.trim().split('\n').pop()).to.equal(
+      `upaas rollback: deploy failed: deploy command 1 of 1 exited with status 9; release v5 is marked failed and package ${second.id.slice(0, 12)} is current again`,
     );
     expect((await current())?.id).to.equal(second.id);
   });
@@ -149,8 +150,10 @@ describe('deploy commands (fixture image)', function () {
     world.update({ apps: { deploy: { commands: [script], env: { DEPLOY_ROOT: srv, DEPLOY_KEEP: '2' } } } });
     expect((await world.cli('config', 'set', 'web', 'SECRET=s3cret')).exitCode).to.equal(0);
     const ids: string[] = [];
+    // A hostile app leaves a setuid root shell in its tree: it must not land on the host as one.
+    const SETUID = { '.upaas.yml': metadata({ interpreter: { type: 'static' }, actions: { setup: { after: 'mkdir -p /usr/local/bin && cp /bin/sh /usr/local/bin/rootsh && chmod 4755 /usr/local/bin/rootsh' } } }) };
     for (const n of ['1', '2', '3']) {
-      await app.commit({ ...STATIC, 'n.txt': n });
+      await app.commit({ ...SETUID, 'n.txt': n });
       const result = await build();
       expect(result.exitCode, result.stdout).to.equal(0);
       ids.push(((await current()) as PackageJson).id);
@@ -160,6 +163,11 @@ describe('deploy commands (fixture image)', function () {
     expect(readFileSync(join(srv, 'current/env'), 'utf8')).to.equal('SECRET=s3cret\n');
     expect(statSync(join(srv, 'current/env')).mode & 0o777).to.equal(0o600);
     expect(readdirSync(join(srv, 'releases')).sort(), 'DEPLOY_KEEP releases are kept').to.deep.equal(ids.slice(1).sort());
+    expect(statSync(join(srv, 'releases')).mode & 0o777, 'root only').to.equal(0o700);
+    const rootsh = statSync(join(srv, 'current/root/usr/local/bin/rootsh'));
+    expect([rootsh.uid, rootsh.mode & 0o7777], 'the setuid bit is stripped').to.deep.equal([0, 0o755]);
+    const stored = statSync(join(await world.unpack('web', (await current()) as PackageJson), 'usr/local/bin/rootsh'));
+    expect(stored.mode & 0o7777, 'the package itself has it (the test proves something)').to.equal(0o4755);
 
     // A rollback swaps the kept release back in.
     expect((await world.cli('rollback', 'web', ids[1] as string)).exitCode).to.equal(0);
@@ -176,6 +184,23 @@ describe('deploy commands (fixture image)', function () {
     expect(readdirSync(srv).sort(), 'no temporary link is left').to.deep.equal(['current', 'releases']);
   });
 
+  it("a rollback's deploy runs to its end when its caller goes away, so the host and the server agree", async () => {
+    await app.commit(STATIC);
+    expect((await build()).exitCode).to.equal(0);
+    const first = (await current()) as PackageJson;
+    await app.commit({ 'n.txt': '2' });
+    expect((await build()).exitCode).to.equal(0);
+    world.update({ apps: { deploy: { commands: [`${RECORD}\nsleep 2; echo deployed to the end`] } } });
+    const rollback = execa('node', [join(PROJECT, 'bin/upaas.js'), '-c', world.configFile, 'rollback', 'web', first.id], { cwd: world.dir, reject: false, all: true });
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    rollback.kill('SIGINT');
+    const result = await rollback;
+    expect(result.exitCode, String(result.all)).to.equal(0);
+    expect(String(result.all)).to.include('deployed to the end');
+    expect((await current())?.id).to.equal(first.id);
+    expect((await releases())[0]).to.include({ version: 3, status: 'ok' });
+  });
+
   it('apps.deploy.timelimit stops a deploy that takes too long', async () => {
     world.update({ apps: { deploy: { commands: ['sleep 60'], timelimit: 2 } } });
     await app.commit(STATIC);
@@ -183,7 +208,7 @@ describe('deploy commands (fixture image)', function () {
     const result = await build();
     expect(Date.now() - started).to.be.below(40_000);
     expect(result.exitCode).to.equal(2);
-    expect(result.lines.filter(Boolean).pop()).to.match(/deploy failed: "sleep 60" was stopped: the deploy took longer than apps.deploy.timelimit \(2 s\); release v1 is marked failed and web has no current package again/);
+    expect(result.lines.filter(Boolean).pop()).to.match(/deploy failed: deploy command 1 of 1 was stopped: the deploy took longer than apps.deploy.timelimit \(2 s\); release v1 is marked failed and web has no current package again/);
     expect(await current()).to.equal(undefined);
   });
 
@@ -205,7 +230,7 @@ describe('deploy commands (fixture image)', function () {
         .filter((line) => line.startsWith('remote: '))
         .map((line) => line.slice('remote: '.length).trimEnd());
       expect(lines).to.include('       per-app deploy of web');
-      expect(lines.filter(Boolean).pop()).to.match(/^! {5}deploy failed: .* exited with status 4; release v1 is marked failed and web has no current package again \(system error\)$/);
+      expect(lines.filter(Boolean).pop()).to.match(/^! {5}deploy failed: deploy command 1 of 1 exited with status 4; release v1 is marked failed and web has no current package again \(system error\)$/);
     } finally {
       await server.stop();
     }
@@ -213,8 +238,10 @@ describe('deploy commands (fixture image)', function () {
 });
 
 describe('env files of deploy commands', () => {
-  it('writes plain values as they are and quotes only values with line breaks', () => {
-    expect(envFileText({ B: 'x y', A: '"quoted" \\ $HOME' })).to.equal('A="quoted" \\ $HOME\nB=x y\n');
+  it('writes plain values as they are and quotes every other', () => {
+    expect(envFileText({ B: 'x y', C: 'postgres://u:p@db/app?x=1' })).to.equal('B=x y\nC=postgres://u:p@db/app?x=1\n');
+    // What systemd would read otherwise: an opening quote, a backslash, outer spaces.
+    expect(envFileText({ A: '"quoted" \\ $HOME', D: ' padded ', E: "it's" })).to.equal('A="\\"quoted\\" \\\\ \\$HOME"\nD=" padded "\nE="it\'s"\n');
     expect(envFileText({ K: 'a\nb"c\\d$e`f' })).to.equal('K="a\nb\\"c\\\\d\\$e\\`f"\n');
   });
 
@@ -236,10 +263,10 @@ describe('what interrupted deploys and runs leave', () => {
       const child = execa('true');
       await child;
       const gone = child.pid as number;
-      const dead = join(config.paths.workdir, `deploy-${gone}-web-2-abcdef`);
-      const deadRun = join(config.paths.workdir, `run-${gone}-web-2.abcdef`);
-      const live = join(config.paths.workdir, `deploy-${process.ppid}-web-AbC123`);
-      const mine = join(config.paths.workdir, `run-${process.pid}-web.AbC123`);
+      const dead = join(config.paths.workdir, `_deploy-${gone}-web-2-abcdef`);
+      const deadRun = join(config.paths.workdir, `_run-${gone}-web-2.abcdef`);
+      const live = join(config.paths.workdir, `_deploy-${process.ppid}-web-AbC123`);
+      const mine = join(config.paths.workdir, `_run-${process.pid}-web.AbC123`);
       for (const folder of [dead, deadRun, live, mine]) mkdirSync(join(folder, 'inside'), { recursive: true });
       const { others, workdirs } = await findLeftovers(config, () => new Set());
       expect(others.map((o) => [o.what, o.dir]).sort()).to.deep.equal([
@@ -251,6 +278,13 @@ describe('what interrupted deploys and runs leave', () => {
       await sweepInterrupted(config, state, (line) => lines.push(line));
       expect(lines.sort()).to.deep.equal([`upaas: removed ${dead}, left by an interrupted deploy`, `upaas: removed ${deadRun}, left by an interrupted run`]);
       expect([dead, deadRun, live, mine].map((folder) => existsSync(folder))).to.deep.equal([false, false, true, true]);
+      // A build of an app named like a run's folder stays a build's.
+      const build = join(config.paths.workdir, 'run-999999-42-AbCdEf');
+      mkdirSync(build);
+      const whileLive = await findLeftovers(config, () => new Set([42]));
+      expect([whileLive.others.length, whileLive.workdirs.length]).to.deep.equal([0, 0]);
+      expect((await findLeftovers(config, () => new Set())).workdirs.map((w) => w.id)).to.deep.equal([42]);
+      rmSync(build, { recursive: true });
       // At a server's start, what names its own PID is a predecessor's.
       await sweepInterrupted(config, state, () => undefined, true);
       expect([live, mine].map((folder) => existsSync(folder))).to.deep.equal([true, false]);

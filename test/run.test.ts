@@ -217,6 +217,36 @@ describe('run over SSH (real server)', function () {
     await waitFor(async () => (await leftovers(world)).length === 0, 'the run to be undone', 15);
   });
 
+  it('runs as many commands at once as builder.workers allows, and refuses more', async () => {
+    const known = join(world.dir, 'known_hosts');
+    const ssh = (...words: string[]) =>
+      execa('ssh', ['-i', admin.privateFile, '-o', 'IdentitiesOnly=yes', '-o', 'StrictHostKeyChecking=no', '-o', `UserKnownHostsFile=${known}`, '-o', 'LogLevel=ERROR', '-o', 'BatchMode=yes', '-p', String(server.sshPort), 'git@127.0.0.1', ...words], { reject: false });
+    const long = [ssh('run', 'shop', '--', 'sleep', '301'), ssh('run', 'shop', '--', 'sleep', '302')];
+    await waitFor(() => ['sleep 301', 'sleep 302'].every((what) => world.leftovers().some((l) => l.includes(what))), 'both commands to start');
+    const third = await server.ssh(admin, ['run', 'shop', '--', 'echo', 'hi']);
+    expect([third.exitCode, third.stderr]).to.deep.equal([1, 'upaas run: 2 one-off commands are running, as many as builder.workers (2) allows at once; try again when one ends']);
+    for (const client of long) client.kill('SIGKILL');
+    await Promise.all(long);
+    await waitFor(async () => (await leftovers(world)).length === 0, 'the runs to be undone', 15);
+    expect((await server.ssh(admin, ['run', 'shop', '--', 'echo', 'hi'])).stdout).to.equal('hi');
+  });
+
+  it('holds a bounded amount of a stderr flood for a client that reads stderr but never stdout', async () => {
+    const known = join(world.dir, 'known_hosts');
+    const ssh = `ssh -i ${admin.privateFile} -o IdentitiesOnly=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=${known} -o LogLevel=ERROR -o BatchMode=yes -p ${server.sshPort} git@127.0.0.1`;
+    const flood = `run shop -- sh -c "'yes >&2 & head -c 20000000 /dev/zero; wait'"`;
+    const rss = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${server.pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+    // stdout never read (it fills the channel's window); the client hangs up after 6 s.
+    for (const client of [`timeout 6 ${ssh} ${flood} 2>/dev/null | sleep 7`]) {
+      let peak = rss();
+      const sampler = setInterval(() => (peak = Math.max(peak, rss())), 50);
+      await execa('sh', ['-c', client], { reject: false });
+      clearInterval(sampler);
+      expect(peak, 'server RSS in MB').to.be.below(400);
+      await waitFor(async () => (await leftovers(world)).length === 0, 'the run to be undone', 15);
+    }
+  });
+
   it('refuses a reader, and says the same words for an app that does not exist as for one the caller may not read', async () => {
     const read = await server.ssh(reader, ['run', 'shop', '--', 'echo', 'hi']);
     expect(read).to.include({ exitCode: 1, stdout: '' });

@@ -69,6 +69,11 @@ describe('server over SSH', function () {
     expect(String(chacha.stderr)).to.match(/no matching cipher found/);
   });
 
+  it('keeps no listener of a command once it has ended (the server outlives millions of them)', async () => {
+    for (let i = 0; i < 15; i++) expect((await server.ssh(admin, ['whoami'])).exitCode).to.equal(0);
+    expect(server.output.join('')).to.not.include('MaxListenersExceededWarning');
+  });
+
   it('runs git gc --auto in a repo after a push to it, after the push has ended', async () => {
     expect((await server.ssh(admin, ['repos', 'create', 'tidy'])).exitCode).to.equal(0);
     const bare = join(world.dir, 'repos', 'tidy.git');

@@ -289,6 +289,12 @@ describe('webhooks (core)', function () {
     expect(signedBy(OTHER_SECRET, api)).to.equal(true);
     expect(state.webhooks.list('quiet')).to.deep.equal([]);
     expect(only('api')).to.deep.include({ event: 'release.created', status: 'delivered', url: `http://***@127.0.0.1:${hooks.port}/api` });
+    // A login that is no valid percent-encoding is sent as written, not left pending for good.
+    const odd = sink({ webhooks: [{ url: `http://a%zz:b@127.0.0.1:${hooks.port}/odd`, secret: SECRET }] });
+    odd.emit(event({ app: 'odd' }));
+    await odd.settle();
+    expect(only('odd')).to.deep.include({ status: 'delivered' });
+    expect(hooks.received.find((r) => r.path === '/odd')?.headers.authorization).to.equal(`Basic ${Buffer.from('a%zz:b').toString('base64')}`);
     expect(shownUrl('https://example.com/hook?x=1')).to.equal('https://example.com/hook?x=1');
     expect(shownUrl('https://only-user@example.com/')).to.equal('https://***@example.com/');
   });

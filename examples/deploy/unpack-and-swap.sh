@@ -16,13 +16,20 @@
 # copy), UPAAS_CONFIG_FILE and the rest; it runs on the host as root, in its own
 # mount and PID namespaces. A non-zero exit makes upaas put the package before
 # back as the current one (and this script leaves `current` as it was).
+#
+# A package is a tree the app's writers made (their actions ran as root in
+# the build's chroot): this script unpacks it as root on the host, so it keeps
+# nothing of it that would give a host user more rights: no setuid or setgid
+# bit, no file capability, no device node, and the releases folder is root's
+# alone. Run the app from it as its own user (see README.md).
 set -eu
 
 root=${DEPLOY_ROOT:?set DEPLOY_ROOT in apps.deploy.env}
 keep=${DEPLOY_KEEP:-3}
 releases="$root/releases"
 target="$releases/$UPAAS_PACKAGE_ID"
-mkdir -p "$releases"
+mkdir -p -m 0700 "$releases"
+chmod 0700 "$releases"
 
 # Unpack once per package (a rollback to a kept one finds it there), into a
 # temporary folder first: an interrupted unpack never looks like a release.
@@ -31,7 +38,9 @@ if [ ! -d "$target" ]; then
   trap 'rm -rf "$unpacking"' EXIT
   mkdir -m 0755 "$unpacking/root"
   tar --extract --numeric-owner --same-owner --preserve-permissions --xattrs --xattrs-include='*' \
-    --file "$UPAAS_PACKAGE_FILE" --directory "$unpacking/root"
+    --xattrs-exclude='security.capability' --file "$UPAAS_PACKAGE_FILE" --directory "$unpacking/root"
+  find "$unpacking/root" -xdev \( -type b -o -type c \) -exec rm -f {} +
+  find "$unpacking/root" -xdev -type f -perm /6000 -exec chmod ug-s {} +
   chmod 0755 "$unpacking"
   mv -T "$unpacking" "$target"
   trap - EXIT
@@ -41,8 +50,9 @@ install -m 0600 "$UPAAS_CONFIG_FILE" "$target/env"
 
 # The swap: a new symlink beside the old one, renamed over it.
 swap() {
-  ln -sfn "$1" "$root/.current-$$"
-  mv -T "$root/.current-$$" "$root/current"
+  next=$(mktemp -u "$root/.current-XXXXXX")
+  ln -s "$1" "$next"
+  mv -T "$next" "$root/current"
 }
 before=$(readlink "$root/current" 2>/dev/null || true)
 swap "releases/$UPAAS_PACKAGE_ID"

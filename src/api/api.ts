@@ -19,10 +19,13 @@ import { API_PATH } from './paths.ts';
 import { matchRoute } from './router.ts';
 import type { Access, BodySpec, Call } from './route.ts';
 
-type ApiOptions = Pick<TransportOptions, 'services' | 'throttle' | 'gitSlots' | 'inFlight'>;
+type ApiOptions = Pick<TransportOptions, 'services' | 'throttle' | 'inFlight'>;
 
 /** Whether the API serves `pathname` (everything else on the port is git's). */
 export const isApiPath = (pathname: string): boolean => pathname === API_PATH || pathname.startsWith(`${API_PATH}/`);
+
+/** Whether a Content-Type header says JSON (parameters such as charset allowed). */
+const isJson = (type: string | undefined): boolean => /^application\/json\s*(;.*)?$/i.test(type ?? '');
 
 const LOGIN_REFUSED = 'authentication required: send a token as "Authorization: Bearer TOKEN", or Basic with your user name and token';
 
@@ -33,7 +36,9 @@ export async function handleApi(request: IncomingMessage, response: ServerRespon
     users: services.state.users,
     throttle: options.throttle,
     failure: 'api: wrong token or user name',
-    refuse: () => sendError(response, 401, LOGIN_REFUSED, { 'WWW-Authenticate': 'Bearer realm="upaas", Basic realm="upaas"' }),
+    // Basic is taken (curl -u) but not asked for: a browser would prompt for it and then send it with every
+    // request to this host, those a page elsewhere makes included.
+    refuse: () => sendError(response, 401, LOGIN_REFUSED, { 'WWW-Authenticate': 'Bearer realm="upaas"' }),
   });
   if (!user) return;
   try {
@@ -44,9 +49,16 @@ export async function handleApi(request: IncomingMessage, response: ServerRespon
     const { endpoint, params } = match;
     const repo: Repo | null = endpoint.access === 'user' ? null : openRepo(services, user, params.app ?? '', endpoint.access);
     let body: Call<Access, BodySpec>['body'] = {};
-    if (endpoint.body) body = checkBody(await readJsonBody(request, services.config.server.http.body_timeout), endpoint.body);
+    if (endpoint.body) {
+      // Only JSON, said so: a browser sends that cross-site only after asking (CORS), so a page
+      // elsewhere cannot make a logged-in browser start builds or rollbacks with a form.
+      if (!isJson(request.headers['content-type'])) {
+        throw new ApiError(415, `${method} ${url.pathname} takes a JSON body: send it with "Content-Type: application/json"`);
+      }
+      body = checkBody(await readJsonBody(request, services.config.server.http.body_timeout), endpoint.body);
+    }
     else request.resume();
-    const reply = await endpoint.run({ services, user, repo, params, body, request, response, gitSlots: options.gitSlots, stopping: options.inFlight.signal });
+    const reply = await endpoint.run({ services, user, repo, params, body, request, response, stopping: options.inFlight.signal });
     if (reply !== 'answered') sendJson(response, reply.status, reply.body, reply.headers);
   } catch (error) {
     answerError(request, response, error);

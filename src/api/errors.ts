@@ -12,7 +12,7 @@ import { refusalOf } from '../core/errors.ts';
 /** A request refused at the API's edge (a bad path, body or header), with its status. */
 export class ApiError extends Error {
   constructor(
-    readonly status: 400 | 404 | 405 | 409 | 413 | 416 | 429,
+    readonly status: 400 | 404 | 405 | 409 | 413 | 415 | 416 | 429,
     message: string,
     readonly headers: Record<string, string> = {},
   ) {
@@ -46,7 +46,8 @@ export interface ErrorAnswer {
 export function answerFor(error: unknown): ErrorAnswer | null {
   if (error instanceof ApiError) return { status: error.status, message: error.message, headers: error.headers };
   const refusal = refusalOf(error);
-  if (refusal) return refusal;
+  // Busy (all of the user's slots in use): worth asking again soon.
+  if (refusal) return refusal.status === 429 ? { ...refusal, headers: { 'Retry-After': '5' } } : refusal;
   if (error instanceof CorruptArchiveError) {
     return { status: 500, message: `system error: ${error.message}`, detail: (error.cause as Error | undefined)?.message ?? error.message };
   }

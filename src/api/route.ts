@@ -7,7 +7,6 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Repo } from '../core/access.ts';
-import type { GitSlots } from '../core/git-slots.ts';
 import type { Services } from '../core/services.ts';
 import type { User } from '../state/users.ts';
 
@@ -36,7 +35,6 @@ export interface Call<A extends Access, B extends BodySpec> {
   body: Fields<B>;
   request: IncomingMessage;
   response: ServerResponse;
-  gitSlots: GitSlots;
   /** Aborted when the server stops and builder.grace is over. */
   stopping: AbortSignal;
 }

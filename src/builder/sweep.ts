@@ -18,10 +18,11 @@ const BUILD_DIR = /-([0-9]+)-[A-Za-z0-9]{6}$/;
 
 /**
  * The folder (and the cgroup, named like it) of a deploy (core/deploy.ts:
- * deploy-PID-APP-XXXXXX) or of a run (core/run.ts: run-PID-APP.XXXXXX): PID
- * is the process that made it, and it is left once that process is gone.
+ * _deploy-PID-APP-XXXXXX) or of a run (core/run.ts: _run-PID-APP.XXXXXX): PID
+ * is the process that made it, and it is left once that process is gone. No
+ * app name starts with "_", so no build's folder (APP-BUILD-XXXXXX) looks like one.
  */
-const PROCESS_DIR = /^(deploy|run)-([0-9]+)-/;
+const PROCESS_DIR = /^_(deploy|run)-([0-9]+)-/;
 
 /** What builds, deploys and runs that no longer run left: their temp folders (with what is mounted below them) and cgroups. */
 export interface Leftovers {

@@ -11,7 +11,9 @@ export const rollbackCommand = defineCommand({
   access: 'repo:write',
   async run({ io, user, services }, { args, repo }) {
     const out = { step: (text: string) => io.out(`${STEP}${text}\n`), output: (text: string) => io.out(`${INDENT}${text}\n`) };
-    const { release, package: pkg } = await rollBack(services(), repo.name, args.PACKAGE, user.name, out, io.signal);
+    // No caller's signal: once the release is made, its deploy runs to its end (apps.deploy.timelimit bounds
+    // it); one cut short by a caller who went away would leave the host and the server disagreeing.
+    const { release, package: pkg } = await rollBack(services(), repo.name, args.PACKAGE, user.name, out);
     io.out(`${repo.name} v${release.version}: package ${pkg.id.slice(0, 12)} (revision ${pkg.revision.slice(0, 12)}) is now current\n`);
     return 0;
   },

@@ -45,7 +45,7 @@ export class DeployError extends CoreError {
 }
 
 /** Deploy folders start with this and their creator's PID (the start-up sweep removes those of dead processes). */
-export const DEPLOY_DIR_PREFIX = 'deploy-';
+export const DEPLOY_DIR_PREFIX = '_deploy-';
 
 type Needs = Pick<Services, 'config' | 'state' | 'storage' | 'events'>;
 
@@ -114,7 +114,7 @@ async function runDeploy(services: Needs, pkg: PackageRecord, made: MadeCurrent,
       await pipeline(archive.stream, createWriteStream(file, { mode: 0o600 }), { signal });
     } catch (error) {
       serverLog(`deploy of ${pkg.app} v${made.release.version}: ${(error as Error).message}`);
-      return `the package could not be copied for the deploy commands (${(error as Error).message})`;
+      return 'the package could not be copied for the deploy commands (the server log says why)';
     }
     const configFile = join(dir, 'config.env');
     await writeFile(configFile, envFileText(state.configVars.get(pkg.app)), { mode: 0o600 });
@@ -133,12 +133,15 @@ async function runDeploy(services: Needs, pkg: PackageRecord, made: MadeCurrent,
     };
     const jail = await deployConfinement(services, deploy.network, dir, cleanup);
     const deadline = Date.now() + deploy.timelimit * 1000;
-    for (const command of deploy.commands) {
+    for (const [index, command] of deploy.commands.entries()) {
       const left = Math.max(1, Math.ceil((deadline - Date.now()) / 1000));
       const result: RunResult = await runIsolatedOnHost(['/bin/sh', '-c', command], { env, cwd: dir, jail, timeoutSeconds: left, signal, onLine: (line) => out.output(line) });
       if (result.ok) continue;
       const how = result.timedOut ? `was stopped: the deploy took longer than apps.deploy.timelimit (${deploy.timelimit} s)` : describeEnd(result);
-      return `${JSON.stringify(command.length > 80 ? `${command.slice(0, 77)}...` : command)} ${how}`;
+      // Readers see the failure (releases, the build log): it names the command by its place, the
+      // server log by its text (an admin's command may hold a host name or a token).
+      serverLog(`deploy of ${pkg.app} v${made.release.version}: ${JSON.stringify(command)} ${how}`);
+      return `deploy command ${index + 1} of ${deploy.commands.length} ${how}`;
     }
     return null;
   } finally {
@@ -161,19 +164,24 @@ async function deployConfinement(services: Needs, network: 'host' | 'isolated' |
 
 /**
  * The app's config vars as an env file: one `KEY=VALUE` a line, sorted, the
- * form systemd's `EnvironmentFile=` and `docker run --env-file` read. A value
- * is written as it is, unless it holds a line break: then it is written in
- * double quotes, with `\` before each `"`, `\`, `$` and backquote and the line
- * breaks kept, which systemd reads back exactly (docker's env files have no
- * way to hold a line break at all).
+ * form systemd's `EnvironmentFile=` and `docker run --env-file` read. A plain
+ * value (no quote, backslash, `$`, backquote or line break, no space at either
+ * end) is written as it is, which both read back exactly. Any other is written
+ * in double quotes, with `\` before each `"`, `\`, `$` and backquote and line
+ * breaks kept, which systemd reads back exactly; docker takes such a line as
+ * it stands (quotes included) and cannot hold a line break at all. The file is
+ * not for a shell to source.
  */
 export function envFileText(vars: Record<string, string>): string {
   return Object.keys(vars)
     .sort()
     .map((name) => {
       const value = vars[name] as string;
-      if (!/[\r\n]/.test(value)) return `${name}=${value}\n`;
+      if (plain(value)) return `${name}=${value}\n`;
       return `${name}="${value.replace(/["\\$`]/g, (c) => `\\${c}`)}"\n`;
     })
     .join('');
 }
+
+/** A value both readers take as it is: no quote, backslash, `$` or backquote, no line break, nothing to trim. */
+const plain = (value: string): boolean => !/["'\\$`\r\n]/.test(value) && value.trim() === value;

@@ -37,6 +37,20 @@ export class CorruptArchiveError extends StorageError {
   }
 }
 
+/**
+ * Takes one of `user`'s server.git_per_user slots for a download (the SSH
+ * command's and the API's alike): a release function, or a 429 CoreError when
+ * all are in use. Outside the server there are no slots to take.
+ */
+export function takeDownloadSlot(services: Pick<Services, 'config' | 'gitSlots'>, user: string): () => void {
+  if (!services.gitSlots) return () => undefined;
+  const release = services.gitSlots.take(user);
+  if (!release) {
+    throw new CoreError(`you have ${services.config.server.git_per_user} git operations or downloads running (server.git_per_user); try again when one ends`, 429);
+  }
+  return release;
+}
+
 /** The package of `app` named by `given` (an id or a unique prefix), or its current one. */
 export function packageToDownload(services: Pick<Services, 'state'>, app: string, given: string | undefined): PackageRecord {
   const pkg = given === undefined ? services.state.packages.current(app) : findPackage(services, app, given);

@@ -13,7 +13,7 @@ import { UserError } from '../state/users.ts';
 export class CoreError extends Error {
   constructor(
     message: string,
-    readonly status: 400 | 403 | 404 | 409 = 409,
+    readonly status: 400 | 403 | 404 | 409 | 429 = 409,
   ) {
     super(message);
     this.name = 'CoreError';

@@ -82,8 +82,8 @@ const OUTPUT_IN_CHROOT = `${BIND_ROOT}/output`;
  */
 const WRAPPER = `exec "$@" > ${OUTPUT_IN_CHROOT}/stdout`;
 
-/** A run's temp folder: run-PID-APP.XXXXXX; unlike APP-BUILD-XXXXXX (a build's), never taken for an interrupted build's by sweep.ts. */
-export const RUN_DIR_PREFIX = 'run-';
+/** A run's temp folder: _run-PID-APP.XXXXXX; no app name starts with "_", so sweep.ts never takes it for a build's (APP-BUILD-XXXXXX) nor a build's for it. */
+export const RUN_DIR_PREFIX = '_run-';
 
 /**
  * Runs `request.argv` in a throw-away copy of the app's package. Refusals
@@ -91,6 +91,23 @@ export const RUN_DIR_PREFIX = 'run-';
  * RunErrors; how the command ended is the outcome, whatever it was.
  */
 export async function runInPackage(services: Pick<Services, 'config' | 'state' | 'storage'>, request: RunRequest): Promise<RunOutcome> {
+  const { workers } = services.config.builder;
+  // Each run takes a jail's share of the disk, memory and processes, like a build: as many at once as builds.
+  if (runsNow >= workers) {
+    throw new CoreError(`${runsNow} one-off commands are running, as many as builder.workers (${workers}) allows at once; try again when one ends`, 409);
+  }
+  runsNow += 1;
+  try {
+    return await runCounted(services, request);
+  } finally {
+    runsNow -= 1;
+  }
+}
+
+/** Runs in this process now (runInPackage bounds them). */
+let runsNow = 0;
+
+async function runCounted(services: Pick<Services, 'config' | 'state' | 'storage'>, request: RunRequest): Promise<RunOutcome> {
   const { config, state } = services;
   const { app, signal } = request;
   const pkg = packageToDownload(services, app, request.package);

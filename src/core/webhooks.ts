@@ -33,6 +33,15 @@ const ANSWER_SHOWN = 200;
 /** The error of deliveries cut short by a server stop. */
 export const SERVER_STOPPED = 'the server stopped before it was delivered';
 
+/** A URL's user name or password as it is meant: percent-decoded, or as written when that fails (`%zz`). */
+function decoded(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return part;
+  }
+}
+
 /** `sha256=HEX`: the X-Upaas-Signature of `body` under `secret`. */
 export function signature(secret: string, body: Buffer | string): string {
   return `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
@@ -200,7 +209,7 @@ function signedRequest(hook: Hook, id: string, event: EventName, body: string): 
     'X-Upaas-Signature': signature(hook.secret, body),
   };
   if (url.username || url.password) {
-    const login = `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`;
+    const login = `${decoded(url.username)}:${decoded(url.password)}`;
     headers.Authorization = `Basic ${Buffer.from(login).toString('base64')}`;
     url.username = '';
     url.password = '';

@@ -58,7 +58,8 @@ export async function startServer(base: Services): Promise<RunningServer> {
   if (stale > 0) log(`upaas: ${stale} webhook deliveries left pending by a process that ended are marked failed`);
   const withEvents: Services = { ...base, events: webhooks };
   const queue = new BuildQueue((request) => runBuild(withEvents, request), config.builder.workers);
-  const services: Services = { ...withEvents, queue };
+  const gitSlots = new GitSlots(config.server.git_per_user);
+  const services: Services = { ...withEvents, queue, gitSlots };
   const hookDir = join(config.paths.state, 'hooks');
   await rm(hookDir, { recursive: true, force: true });
   await mkdir(hookDir, { recursive: true, mode: 0o700 });
@@ -74,7 +75,7 @@ export async function startServer(base: Services): Promise<RunningServer> {
     hooks,
     receivePacks,
     throttle: new LoginThrottle(log),
-    gitSlots: new GitSlots(config.server.git_per_user),
+    gitSlots,
     inFlight,
     log,
   };

@@ -23,7 +23,7 @@ import { sendBytes } from '../commands/output.ts';
 import { AccessError, openRepo } from '../core/access.ts';
 import { type GitService, GIT_SERVICES, isGitService, runGitService } from '../git/service.ts';
 import { RepoError } from '../git/repos.ts';
-import { BoundedOutput } from '../process/bounded-output.ts';
+import { BoundedOutput, MAX_HELD_BYTES } from '../process/bounded-output.ts';
 import { type User, fingerprintOf } from '../state/users.ts';
 import { splitCommandLine } from './command-line.ts';
 import type { TransportOptions } from './options.ts';
@@ -233,24 +233,48 @@ const STDERR_FLUSH_MS = 10_000;
 type Pending = { writableLength: number };
 
 /**
- * A command's stderr: written once what it wrote to stdout has gone out.
- * Both share the channel's window, and ssh2 sends a held-back stderr chunk
- * only when no stdout chunk waits (else it stays until the channel closes,
- * and the error line after a long output was lost).
+ * A command's stderr, in few large writes and after what it wrote to stdout.
+ * Lines are gathered and sent together on the next turn of the event loop:
+ * each write is an SSH packet, and a flood of short lines (a `run` of `yes >&2`)
+ * made a million tiny packets and buffers per window, over a gigabyte. And
+ * they wait while stdout has bytes waiting: both share the channel's window,
+ * and ssh2 sends a held-back stderr chunk only when no stdout chunk waits
+ * (else the error line after a long output was lost). What is gathered is
+ * bounded (MAX_HELD_BYTES): past it, writes are left out and counted.
  */
-function stderrAfterStdout(channel: ssh2.ServerChannel): { write: (text: string) => void; holding: () => boolean } {
+function gatheredStderr(channel: ssh2.ServerChannel): { write: (text: string) => void; holding: () => boolean } {
   const err = new BoundedOutput(channel.stderr);
-  const held: string[] = [];
-  const release = () => {
-    for (const text of held.splice(0)) err.write(text);
+  let gathered: string[] = [];
+  let bytes = 0;
+  let left = 0;
+  let scheduled = false;
+  const flush = () => {
+    // ('drain' comes only after a write that filled the buffer: a short wait is asked for instead.)
+    if ((channel as unknown as Pending).writableLength > 0 && !channel.destroyed) {
+      setTimeout(flush, 10);
+      return;
+    }
+    scheduled = false;
+    const text = gathered.join('');
+    gathered = [];
+    bytes = 0;
+    if (text) err.write(text);
+    if (left > 0) err.write(`[... ${left} writes to stderr left out here: the client read its output too slowly ...]\n`);
+    left = 0;
   };
   return {
     write: (text) => {
-      if ((channel as unknown as Pending).writableLength === 0 && held.length === 0) return err.write(text);
-      if (held.length === 0) channel.once('drain', release);
-      held.push(text);
+      if (bytes + text.length > MAX_HELD_BYTES) left += 1;
+      else {
+        gathered.push(text);
+        bytes += text.length;
+      }
+      if (!scheduled) {
+        scheduled = true;
+        setImmediate(flush);
+      }
     },
-    holding: () => held.length > 0,
+    holding: () => scheduled,
   };
 }
 
@@ -284,16 +308,30 @@ async function handleExec(
     return 64;
   }
   const controller = new AbortController();
-  channel.on('close', () => controller.abort());
-  connection.addEventListener('abort', () => controller.abort(), { once: true });
-  const [name = '', ...args] = words;
-  // A push is the queue's to wait for at stop (its build); it is never cut by the commands' grace.
-  if (isGitService(name)) {
-    return gitOverSsh(name, args, channel, user, protocol, controller.signal, options);
+  // Listeners on the connection's and the server's signals (which outlive this command) go when it ends.
+  const ended = new AbortController();
+  try {
+    channel.on('close', () => controller.abort());
+    connection.addEventListener('abort', () => controller.abort(), { once: true, signal: ended.signal });
+    if (connection.aborted) controller.abort();
+    const [name = '', ...args] = words;
+    // A push is the queue's to wait for at stop (its build); it is never cut by the commands' grace.
+    if (isGitService(name)) {
+      return await gitOverSsh(name, args, channel, user, protocol, controller.signal, options);
+    }
+    options.inFlight.signal.addEventListener('abort', () => controller.abort(), { once: true, signal: ended.signal });
+    // A command that comes after the grace is over starts cancelled.
+    if (options.inFlight.signal.aborted) controller.abort();
+    return await runCommand(words, channel, user, controller.signal, options);
+  } finally {
+    ended.abort();
   }
-  options.inFlight.signal.addEventListener('abort', () => controller.abort(), { once: true });
+}
+
+/** An admin command over SSH: the dispatcher with the channel as its standard streams. */
+async function runCommand(words: string[], channel: ssh2.ServerChannel, user: User, signal: AbortSignal, options: TransportOptions): Promise<number> {
   const out = new BoundedOutput(channel);
-  const err = stderrAfterStdout(channel);
+  const err = gatheredStderr(channel);
   const code = await options.inFlight.track(() =>
     dispatch(words, {
       user,
@@ -309,7 +347,7 @@ async function handleExec(
           await sendBytes(data, channel);
         },
         input: (limit) => readLimited(channel, limit),
-        signal: controller.signal,
+        signal,
       },
     }),
   );

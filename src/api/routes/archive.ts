@@ -10,7 +10,7 @@
 import type { IncomingMessage } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import { EXTENSION, compressionOf } from '../../archive/tar.ts';
-import { type ByteRange, CorruptArchiveError, openArchive, packageToDownload, rangeOf } from '../../core/download.ts';
+import { type ByteRange, CorruptArchiveError, openArchive, packageToDownload, rangeOf, takeDownloadSlot } from '../../core/download.ts';
 import { serverLog } from '../../process/server-log.ts';
 import type { PackageRecord } from '../../state/packages.ts';
 import { ApiError } from '../errors.ts';
@@ -55,7 +55,7 @@ function headersOf(pkg: PackageRecord, etag: string): Record<string, string> {
 
 export const downloadArchive = endpoint({
   access: 'read',
-  async run({ services, user, repo, params, request, response, gitSlots }) {
+  async run({ services, user, repo, params, request, response }) {
     const given = params.package ?? '';
     const pkg = packageToDownload(services, repo.name, given === CURRENT ? undefined : given);
     const etag = `"${pkg.id}"`;
@@ -66,12 +66,7 @@ export const downloadArchive = endpoint({
       return 'answered';
     }
     const range = wantedRange(request, etag, pkg.bytes);
-    const release = gitSlots.take(user.name);
-    if (!release) {
-      throw new ApiError(429, `you have ${services.config.server.git_per_user} git operations or downloads running (server.git_per_user); try again when one ends`, {
-        'Retry-After': '5',
-      });
-    }
+    const release = takeDownloadSlot(services, user.name);
     // The slot is held until the response is over, however it ends.
     response.once('close', release);
     const archive = await openArchive(services, pkg, range);

@@ -12,13 +12,11 @@ export const rollBackApp = endpoint({
   body: {
     package: { type: 'string', required: true, pattern: new RegExp(`^[0-9a-f]{${MIN_PREFIX},64}$`), expected: `a package id or a unique prefix of at least ${MIN_PREFIX} hex characters` },
   },
-  async run({ services, user, repo, body, response, stopping }) {
-    // The deploy is the caller's, as over SSH: cancelled when the caller goes away (or the server's grace is over).
-    const controller = new AbortController();
-    response.once('close', () => controller.abort());
+  async run({ services, user, repo, body, stopping }) {
+    // The deploy runs to its end even if the caller goes away (the host and the server must agree on
+    // what is current); only the server's stop, past builder.grace, cancels it.
     const quiet = { step: () => undefined, output: () => undefined };
-    const signal = AbortSignal.any([controller.signal, stopping]);
-    const { release, package: pkg } = await rollBack(services, repo.name, body.package, user.name, quiet, signal);
+    const { release, package: pkg } = await rollBack(services, repo.name, body.package, user.name, quiet, stopping);
     const shown = listReleases(services, repo.name).find((r) => r.version === release.version);
     return { status: 200, body: { release: shown, package: pkg.id } };
   },
