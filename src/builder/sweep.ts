@@ -24,6 +24,10 @@ const BUILD_DIR = /-([0-9]+)-[A-Za-z0-9]{6}$/;
  */
 const PROCESS_DIR = /^_(deploy|run)-([0-9]+)-/;
 
+/** How core/deploy.ts and core/run.ts name their folders (then their PID): PROCESS_DIR finds them. */
+export const DEPLOY_DIR_PREFIX = '_deploy-';
+export const RUN_DIR_PREFIX = '_run-';
+
 /** What builds, deploys and runs that no longer run left: their temp folders (with what is mounted below them) and cgroups. */
 export interface Leftovers {
   workdirs: { id: number; dir: string; mounts: string[] }[];

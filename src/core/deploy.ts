@@ -17,6 +17,7 @@ import { basename, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { EXTENSION, compressionOf } from '../archive/tar.ts';
 import { appSettings } from '../config/config.ts';
+import { DEPLOY_DIR_PREFIX } from '../builder/sweep.ts';
 import { emit } from '../events/events.ts';
 import { Cleanup } from '../process/cleanup.ts';
 import { type RunResult, SYSTEM_PATH, describeEnd } from '../process/run.ts';
@@ -44,8 +45,6 @@ export class DeployError extends CoreError {
   }
 }
 
-/** Deploy folders start with this and their creator's PID (the start-up sweep removes those of dead processes). */
-export const DEPLOY_DIR_PREFIX = '_deploy-';
 
 type Needs = Pick<Services, 'config' | 'state' | 'storage' | 'events'>;
 

@@ -16,7 +16,8 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { unpackTree } from '../archive/tar.ts';
 import { shortOfSpace } from '../builder/free-space.ts';
-import { formatBytes } from '../builder/log.ts';
+import { RUN_DIR_PREFIX } from '../builder/sweep.ts';
+import { formatBytes, hidePaths, serverFolders } from '../builder/log.ts';
 import { commandEnv, jailOptions } from '../builder/context.ts';
 import { makePlan } from '../builder/plan.ts';
 import { type AppSettings, type Config, appSettings } from '../config/config.ts';
@@ -82,8 +83,6 @@ const OUTPUT_IN_CHROOT = `${BIND_ROOT}/output`;
  */
 const WRAPPER = `exec "$@" > ${OUTPUT_IN_CHROOT}/stdout`;
 
-/** A run's temp folder: _run-PID-APP.XXXXXX; no app name starts with "_", so sweep.ts never takes it for a build's (APP-BUILD-XXXXXX) nor a build's for it. */
-export const RUN_DIR_PREFIX = '_run-';
 
 /**
  * Runs `request.argv` in a throw-away copy of the app's package. Refusals
@@ -125,7 +124,8 @@ async function runCounted(services: Pick<Services, 'config' | 'state' | 'storage
     const jail = await confine(config, tmp, cleanup);
     const root = join(jail.treeDir, 'root');
     await mkdir(root, { mode: 0o755 });
-    await unpackPackage(services, pkg, root, jail, [tmp, config.paths.workdir, config.paths.state], signal);
+    // A remote caller learns no server path: they are shown by their role (<workdir>, <storage>, ...).
+    await unpackPackage(services, pkg, root, jail, serverFolders(config.paths, services.storage.hostFolders), signal);
     const output = await outputPipe(join(tmp, 'output'), cleanup);
     delivered = request.stdout(output.stream).catch(() => undefined);
     const limit = config.commands.timelimit;
@@ -190,7 +190,7 @@ async function confine(config: Config, tmp: string, cleanup: Cleanup): Promise<J
   try {
     return await Jail.open(tmp, jailOptions(config, tmp), cleanup);
   } catch (error) {
-    const why = hidden((error as Error).message, [tmp, config.paths.workdir, config.paths.state]);
+    const why = hidePaths((error as Error).message, serverFolders(config.paths, []));
     throw new RunError(`cannot confine the command (builder.network, builder.limits): ${why}`, { cause: error });
   }
 }
@@ -205,7 +205,7 @@ async function unpackPackage(
   pkg: PackageRecord,
   root: string,
   jail: Jail,
-  folders: readonly string[],
+  hidden: readonly (readonly [path: string, name: string])[],
   signal: AbortSignal | undefined,
 ): Promise<void> {
   try {
@@ -214,14 +214,9 @@ async function unpackPackage(
   } catch (error) {
     if (signal?.aborted) throw new CoreError('the run was cancelled before the command started');
     const hit = await jail.limitHit();
-    const why = hit ? hit.replace(/^the build\b/, 'the unpacked package') : hidden((error as Error).message, folders);
+    const why = hit ? hit.replace(/^the build\b/, 'the unpacked package') : hidePaths((error as Error).message, hidden);
     throw new RunError(`cannot unpack package ${pkg.id.slice(0, 12)} of ${pkg.app}: ${why}`, { cause: error });
   }
-}
-
-/** `text` with the server's folders (the run's temp folder first: it is inside the workdir) left out: a remote caller learns no server path. */
-function hidden(text: string, folders: readonly string[]): string {
-  return folders.reduce((shown, folder) => shown.replaceAll(folder, '…'), text);
 }
 
 /**
