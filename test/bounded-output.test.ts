@@ -26,7 +26,7 @@ describe('bounded output', () => {
   it('long command output goes out in chunks that wait for the client, whole lines, no character split', async () => {
     const chunks: string[] = [];
     let drains = 0;
-    const io = { out: (text: string) => chunks.push(text), err: () => undefined, drain: async () => void (drains += 1), input: async () => '', binary: async () => undefined } as Io;
+    const io = { out: (text: string) => chunks.push(text), err: () => undefined, drain: async () => void (drains += 1), input: async () => '', binary: async () => undefined, binaryErr: async () => undefined } as Io;
     const text = `${'é'.repeat(70 * 1024)}\n${'line\n'.repeat(30_000)}${'😀'.repeat(40 * 1024)}`;
     await send(io, text);
     expect(chunks.join('')).to.equal(text);

@@ -86,6 +86,7 @@ export async function main(argv: string[]): Promise<number> {
       if (process.stdout.writableNeedDrain) await once(process.stdout, 'drain');
     },
     binary: (data) => sendBytes(data, process.stdout),
+    binaryErr: (data) => sendBytes(data, process.stderr),
     input: (limit) => (process.stdin.isTTY ? Promise.resolve('') : readLimited(process.stdin, limit)),
     signal: controller.signal,
   };

@@ -24,6 +24,8 @@ export interface Io {
    * output and the command's exit code).
    */
   binary: (data: Readable) => Promise<void>;
+  /** As `binary`, to standard error: a command's own stderr as bytes, with the caller's flow control. */
+  binaryErr: (data: Readable) => Promise<void>;
   /** Aborts when the caller goes away (SIGINT locally, a closed SSH channel). */
   signal?: AbortSignal;
 }

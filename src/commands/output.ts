@@ -25,15 +25,16 @@ export const printJson = (io: Io, value: unknown): Promise<void> => send(io, `${
  * channel, the process's stdout) with its flow control, and leaves `out`
  * open whatever happens: when `data` errors, what was sent stays short and
  * the command can still write its error line and exit code. Rejects with
- * `data`'s error, or when `out` closes first (the caller went away).
+ * `data`'s error, or when `out` (or `closes`, what `out` is part of: an SSH
+ * channel of its stderr) closes first (the caller went away).
  */
-export function sendBytes(data: Readable, out: Writable): Promise<void> {
+export function sendBytes(data: Readable, out: Writable, closes: NodeJS.EventEmitter = out): Promise<void> {
   return new Promise((resolve, reject) => {
     const settle = (error: Error | null) => {
       data.off('error', failed);
       data.off('end', ended);
       data.off('close', cut);
-      out.off('close', gone);
+      closes.off('close', gone);
       data.unpipe(out);
       if (error) {
         data.destroy();
@@ -48,7 +49,7 @@ export function sendBytes(data: Readable, out: Writable): Promise<void> {
     data.once('error', failed);
     data.once('end', ended);
     data.once('close', cut);
-    out.once('close', gone);
+    closes.once('close', gone);
     data.pipe(out, { end: false });
   });
 }

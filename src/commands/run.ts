@@ -37,7 +37,8 @@ export const runCommand = defineCommand({
         // unchanged, nothing is cut or left out, and a slow caller slows the command
         // down instead of filling the server's memory.
         stdout: (data) => io.binary(data),
-        stderrLine: (line) => io.err(`${line}\n`),
+        stderr: (data) => io.binaryErr(data),
+        sandboxLine: (line) => io.err(`${line}\n`),
         signal: io.signal,
       });
     } catch (error) {

@@ -54,8 +54,10 @@ export interface RunRequest {
    * here); resolves once it has taken all of it.
    */
   stdout: (data: Readable) => Promise<void>;
-  /** Each line of the command's standard error (and the sandbox's own complaints). */
-  stderrLine: (line: string) => void;
+  /** The same for the command's standard error. */
+  stderr: (data: Readable) => Promise<void>;
+  /** Each line the sandbox itself says (it could not start the command, ...): a few lines at most. */
+  sandboxLine: (line: string) => void;
   /** Aborting (the caller went away) stops the unpack or the command; everything is undone all the same. */
   signal?: AbortSignal;
 }
@@ -73,15 +75,16 @@ export interface RunOutcome {
   limit: string | null;
 }
 
-/** Where the command's standard output passes the chroot: a FIFO in a folder bound read-only at BIND_ROOT. */
+/** Where the command's standard output and error pass the chroot: FIFOs in a folder bound read-only at BIND_ROOT. */
 const OUTPUT_IN_CHROOT = `${BIND_ROOT}/output`;
 
 /**
- * Redirects standard output into the FIFO and execs the command words, which
- * come as arguments: constant text, the shell only opens the file, no word is
- * interpreted (exec runs a program, never a builtin or a function).
+ * Redirects standard output and error into the FIFOs and execs the command
+ * words, which come as arguments: constant text, the shell only opens the
+ * files, no word is interpreted (exec runs a program, never a builtin or a
+ * function). The shell's own complaint (no such program) goes to the FIFO too.
  */
-const WRAPPER = `exec "$@" > ${OUTPUT_IN_CHROOT}/stdout`;
+const WRAPPER = `exec "$@" > ${OUTPUT_IN_CHROOT}/stdout 2> ${OUTPUT_IN_CHROOT}/stderr`;
 
 
 /**
@@ -126,8 +129,8 @@ async function runCounted(services: Pick<Services, 'config' | 'state' | 'storage
     await mkdir(root, { mode: 0o755 });
     // A remote caller learns no server path: they are shown by their role (<workdir>, <storage>, ...).
     await unpackPackage(services, pkg, root, jail, serverFolders(config.paths, services.storage.hostFolders), signal);
-    const output = await outputPipe(join(tmp, 'output'), cleanup);
-    delivered = request.stdout(output.stream).catch(() => undefined);
+    const output = await outputPipes(join(tmp, 'output'), cleanup);
+    delivered = Promise.all([request.stdout(output.stdout).catch(() => undefined), request.stderr(output.stderr).catch(() => undefined)]).then(() => undefined);
     const limit = config.commands.timelimit;
     const result = await runInSandbox(root, ['/bin/sh', '-c', WRAPPER, 'upaas-run', ...request.argv], {
       env,
@@ -136,12 +139,12 @@ async function runCounted(services: Pick<Services, 'config' | 'state' | 'storage
       bindsReadOnly: [{ source: output.dir, target: OUTPUT_IN_CHROOT }],
       timeoutSeconds: limit,
       signal,
-      onLine: request.stderrLine,
+      onLine: request.sandboxLine,
     });
     // Every writer but ours died with the command's PID namespace: the reader sees the end once it has read the rest.
-    output.closeWriteEnd();
+    output.closeWriteEnds();
     // With an error: a consumer then settles however it waits (an 'error', or pipeline's premature close).
-    if (result.aborted) output.stream.destroy(new Error('the run was cancelled'));
+    if (result.aborted) for (const stream of [output.stdout, output.stderr]) stream.destroy(new Error('the run was cancelled'));
     if (result.startError) throw new RunError(`the sandbox could not be started (${result.startError})`);
     const hit = result.aborted ? null : await jail.limitHit();
     outcome = {
@@ -219,17 +222,43 @@ async function unpackPackage(
   }
 }
 
+/** The command's two output streams, read here from FIFOs in `dir` (bound into the chroot). */
+interface OutputPipes {
+  dir: string;
+  stdout: Socket;
+  stderr: Socket;
+  /** Lets the end through to the readers once the command is gone. */
+  closeWriteEnds: () => void;
+}
+
 /**
- * The FIFO the command's standard output goes to, and its read end here as a
- * stream. The sandbox keeps only stdio open and its runner turns output into
- * lines (both streams together), so the bytes of standard output take this
- * way of their own: unchanged, and with the pipe's flow control. This side
- * also holds a write end, so the reader sees no end before the command has
- * opened the FIFO; `closeWriteEnd` (also on cleanup) lets the end through.
+ * The FIFOs the command's standard output and error go to, and their read
+ * ends here as streams. The sandbox keeps only stdio open and its runner
+ * turns output into lines, so the command's bytes take ways of their own:
+ * unchanged, and with the pipes' flow control (a flood waits for the caller
+ * instead of filling the server's memory line by line).
  */
-async function outputPipe(dir: string, cleanup: Cleanup): Promise<{ dir: string; stream: Socket; closeWriteEnd: () => void }> {
+async function outputPipes(dir: string, cleanup: Cleanup): Promise<OutputPipes> {
   await mkdir(dir, { mode: 0o700 });
-  const path = join(dir, 'stdout');
+  const stdout = await fifo(join(dir, 'stdout'), cleanup);
+  const stderr = await fifo(join(dir, 'stderr'), cleanup);
+  return {
+    dir,
+    stdout: stdout.stream,
+    stderr: stderr.stream,
+    closeWriteEnds: () => {
+      stdout.closeWriteEnd();
+      stderr.closeWriteEnd();
+    },
+  };
+}
+
+/**
+ * One FIFO at `path` and its read end as a stream. This side also holds a
+ * write end, so the reader sees no end before the command has opened the
+ * FIFO; `closeWriteEnd` (also on cleanup) lets the end through.
+ */
+async function fifo(path: string, cleanup: Cleanup): Promise<{ stream: Socket; closeWriteEnd: () => void }> {
   await runChecked('cannot make the output pipe', 'mkfifo', ['-m', '0600', '--', path]);
   // Non-blocking opens: the read end first (a write end needs a reader), both at once, before anything reads.
   const readFd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
@@ -248,6 +277,6 @@ async function outputPipe(dir: string, cleanup: Cleanup): Promise<{ dir: string;
     closeSync(writeFd);
     writeFd = null;
   };
-  cleanup.defer('the output pipe', closeWriteEnd);
-  return { dir, stream, closeWriteEnd };
+  cleanup.defer('an output pipe', closeWriteEnd);
+  return { stream, closeWriteEnd };
 }

@@ -346,6 +346,8 @@ async function runCommand(words: string[], channel: ssh2.ServerChannel, user: Us
           await out.drain();
           await sendBytes(data, channel);
         },
+        // The channel's stderr has the channel's flow control; it is the channel that closes.
+        binaryErr: (data) => sendBytes(data, channel.stderr, channel),
         input: (limit) => readLimited(channel, limit),
         signal,
       },
