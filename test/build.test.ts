@@ -121,6 +121,35 @@ describe('upaas build (fixture image)', function () {
     expect(env.stdout).to.include('based on package');
   });
 
+  it('installs only missing OS packages, refreshing the package lists once before the first of them and never when none is missing', async () => {
+    const withPackages = (packages: string[]) => ({ '.upaas.yml': metadata({ interpreter: { type: 'shell' }, os: { debian: { packages } } }) });
+    const refreshes = async () => {
+      const [pkg] = await world.packages(name);
+      return readFileSync(join(await world.unpack(name, pkg!), 'var/lib/fixture/refreshed'), 'utf8');
+    };
+    await app.commit(withPackages(['fixture-tool']));
+    const first = await world.cli('build', name);
+    expect(first.exitCode, first.stdout).to.equal(0);
+    // Three installs (the interpreter's fixture-lib, then fixture-tool): one refresh, before the first.
+    expect(await refreshes()).to.equal('lists refreshed\n');
+    expect(first.stdout.indexOf('$ echo "lists refreshed"')).to.be.lessThan(first.stdout.indexOf('$ fixture-install fixture-lib'));
+
+    await app.commit({ 'a.txt': 'a\n' });
+    const same = await world.cli('build', name);
+    expect(same.exitCode, same.stdout).to.equal(0);
+    expect(same.stdout).to.include('installed already: fixture-tool');
+    expect(same.stdout).not.to.include('$ fixture-install');
+    expect(await refreshes(), 'nothing to install: no refresh').to.equal('lists refreshed\n');
+
+    await app.commit(withPackages(['fixture-tool', 'jq-lite']));
+    const more = await world.cli('build', name);
+    expect(more.exitCode, more.stdout).to.equal(0);
+    expect(more.stdout).to.include('installed already: fixture-tool');
+    expect(more.stdout).to.include('$ fixture-install jq-lite');
+    expect(more.stdout).not.to.include('$ fixture-install fixture-tool');
+    expect(await refreshes()).to.equal('lists refreshed\nlists refreshed\n');
+  });
+
   it('--fresh builds from the image again, and an interpreter change forces a fresh build', async () => {
     await app.commit({ '.upaas.yml': metadata({ interpreter: { type: 'shell', versions: ['1.0'] }, actions: { setup: { after: 'echo x >> builds-seen' } } }) });
     expect((await world.cli('build', name)).exitCode).to.equal(0);

@@ -217,6 +217,7 @@ async function runBuild(
       os: null,
       signal: request.signal,
       stats,
+      refreshed: new Set(),
     };
 
     const stored = await withinLimits(ctx, async () => {

@@ -15,6 +15,7 @@ import type { StorageHandler } from '../storage/handler.ts';
 import { BuildError, type ErrorKind, userError } from './errors.ts';
 import type { BuildLog } from './log.ts';
 import type { OsRelease, Plan } from './plan.ts';
+import type { Refreshed } from './steps/os-packages.ts';
 
 export interface BuildContext {
   config: Config;
@@ -43,6 +44,8 @@ export interface BuildContext {
   signal?: AbortSignal;
   /** Time spent in admin and app commands (the rest is the builder's own work). */
   stats: { commandMs: number };
+  /** The trees whose package lists this build refreshed (steps/os-packages.ts). */
+  refreshed: Refreshed;
 }
 
 /**

@@ -198,6 +198,10 @@ export const configSchema = object({
           env: withDefault(record(scalarText(), { keyPattern: ENV_NAME, keyText: ENV_TEXT }), {
             DEBIAN_FRONTEND: 'noninteractive',
           }),
+          // Exits 0 when %package% is installed: such a package is not installed again ('' checks nothing).
+          check: withDefault(string(), "dpkg-query --show --showformat='${db:Status-Status}' %package% | grep -qx installed"),
+          // Before the first install a build runs in a tree, once: the package lists (finalize removes them).
+          refresh: withDefault(commands(), ['apt-get update -q']),
         }),
       ),
     }),
@@ -217,7 +221,7 @@ export const configSchema = object({
           object({
             setup: defaulted(
               object({
-                system: withDefault(commands(), ['apt-get update -q']),
+                system: withDefault(commands(), []),
                 before: action(),
                 main: action(),
                 after: action(),

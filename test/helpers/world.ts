@@ -44,7 +44,16 @@ export function fastConfig(storageDir: string): Record<string, unknown> {
   return {
     storage: { settings: { dir: storageDir } },
     bootstrap: { commands: [`sh ${FIXTURE_BOOTSTRAP} %workdir%`], packages: [], timelimit: 60 },
-    commands: { timelimit: 60, install: { cmd: 'fixture-install %package%', env: {} } },
+    commands: {
+      timelimit: 60,
+      install: {
+        cmd: 'fixture-install %package%',
+        env: {},
+        check: 'test -e /var/lib/fixture/installed/%package%',
+        // Stands for the network: a build that refreshes leaves its mark.
+        refresh: ['echo "lists refreshed" >> /var/lib/fixture/refreshed'],
+      },
+    },
     interpreters: {
       actions: {
         setup: {

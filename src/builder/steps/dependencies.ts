@@ -1,12 +1,13 @@
 /**
  * Step 3 - App dependencies. The OS packages the metadata asks for
  * (`os.<distro>.packages` and `os.<distro>.<version>.packages`), each with the
- * admin's install command. A package that cannot be installed is a user error.
+ * admin's install command when it is missing. A package that cannot be
+ * installed is a user error.
  */
 import type { BuildContext } from '../context.ts';
 import { systemError, userError } from '../errors.ts';
 import { appPackages } from '../plan.ts';
-import { installPackage } from './image.ts';
+import { installPackages } from './os-packages.ts';
 
 export async function installAppPackages(ctx: BuildContext): Promise<void> {
   const asked = Object.keys(ctx.metadata.os);
@@ -26,5 +27,5 @@ export async function installAppPackages(ctx: BuildContext): Promise<void> {
     return;
   }
   ctx.log.step(`Installing OS packages: ${names.join(' ')}`);
-  for (const name of names) await installPackage(ctx, 'user', name);
+  await installPackages(ctx, 'user', names);
 }

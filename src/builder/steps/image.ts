@@ -18,6 +18,7 @@ import { systemError } from '../errors.ts';
 import { formatBytes } from '../log.ts';
 import { parseOsRelease } from '../plan.ts';
 import { storeTree } from './archive.ts';
+import { installPackages } from './os-packages.ts';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -164,7 +165,7 @@ async function buildImage(ctx: BuildContext, key: string): Promise<void> {
     ctx.log.step(`Installing bootstrap packages: ${bootstrap.packages.join(' ')}`);
     const env = imageEnv(ctx.config);
     await runCommands(imageCtx, 'system', 'system action', ctx.plan.actions.system, { env });
-    for (const name of bootstrap.packages) await installPackage(imageCtx, 'system', name);
+    await installPackages(imageCtx, 'system', bootstrap.packages);
     await runCommands(imageCtx, 'system', 'finalize action', ctx.plan.actions.finalize, { env });
   }
   ctx.log.step('Storing the system image');
@@ -173,19 +174,6 @@ async function buildImage(ctx: BuildContext, key: string): Promise<void> {
   ctx.log.output(`stored ${key} (${formatBytes(stored.bytes)})`);
   await removeTree(ctx.root);
   await rename(imageRoot, ctx.root);
-}
-
-/**
- * Installs one OS package with the admin's commands.install.cmd. `%package%`
- * becomes a quoted variable reference, so the (validated) name is never
- * pasted into the script.
- */
-export async function installPackage(ctx: BuildContext, kind: 'user' | 'system', name: string): Promise<void> {
-  const { install } = ctx.config.commands;
-  const script = install.cmd.replaceAll('%package%', '"$UPAAS_PACKAGE"');
-  const env = { LANG: 'C.UTF-8', HOME: '/root', ...install.env, UPAAS_PACKAGE: name };
-  const what = kind === 'user' ? `installing OS package ${name} (from the app metadata)` : `installing package ${name}`;
-  await runCommands(ctx, kind, what, [script], { env, shown: [install.cmd.replaceAll('%package%', name)] });
 }
 
 async function readOsRelease(ctx: BuildContext) {

@@ -4,11 +4,11 @@
  * Both are the platform's: a failure is a system error.
  */
 import { type BuildContext, actionEnv, runCommands } from '../context.ts';
-import { installPackage } from './image.ts';
+import { installPackages } from './os-packages.ts';
 
 export async function installInterpreter(ctx: BuildContext): Promise<void> {
   const { interpreter, interpreterPackages, actions } = ctx.plan;
   ctx.log.step(`Installing interpreter ${interpreter.type} ${interpreter.version}`);
-  for (const name of interpreterPackages) await installPackage(ctx, 'system', name);
+  await installPackages(ctx, 'system', interpreterPackages);
   await runCommands(ctx, 'system', 'interpreter action', actions.interpreter, { env: actionEnv(ctx, 'admin') });
 }
