@@ -104,7 +104,7 @@ describe('upaas build (fixture image)', function () {
 
     const result = await world.cli('build', name);
     expect(result.exitCode, result.stdout).to.equal(0);
-    expect(result.stdout).to.include('Unpacking current package');
+    expect(result.stdout, 'the first build kept its tree').to.include('Using the cached tree of current package');
     expect(result.stdout).not.to.include('Installing interpreter');
     expect(result.stdout).to.include('Updating app');
     const [pkg, parent] = await world.packages(name);
@@ -156,7 +156,7 @@ describe('upaas build (fixture image)', function () {
 
     const fresh = await world.cli('build', name, '--fresh');
     expect(fresh.exitCode, fresh.stdout).to.equal(0);
-    expect(fresh.stdout).to.include('Unpacking system image');
+    expect(fresh.stdout).to.include('Using the cached tree of the system image');
     let [pkg] = await world.packages(name);
     expect(pkg?.fresh).to.equal(true);
     expect(pkg?.parent, 'a fresh package starts from no package').to.equal(null);

@@ -3,7 +3,7 @@
  * every step stops, the archive programs (tar | zstd) too, and the build
  * fails as a system error that says so, storing nothing.
  */
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import { expect } from 'chai';
@@ -95,17 +95,27 @@ describe('cancelling a build (fixture image)', function () {
     expect(packageFiles('archiving'), 'no half-written or complete archive kept').to.deep.equal(files);
   });
 
-  it('stops unpacking the current package, before the whole archive is read', async () => {
-    const before = await appWithPackage('unpacking');
-    const { outcome, lines, reads } = await buildCancelledAt('unpacking', 'Unpacking current package');
-    expect(outcome.ok).to.equal(false);
-    expect(lines.at(-1)).to.equal(CANCELLED);
-    expect(reads).to.have.length(1);
-    expect(reads[0]?.bytes, 'bytes read of the package').to.be.below(before[0]?.bytes as number);
-    expect(await world.packages('unpacking')).to.deep.equal(before);
+  it('stops unpacking the current package, before the whole archive is read; with the cache on, no half-made layer stays', async () => {
+    for (const cache of [0, 8]) {
+      world.update({ builder: { cache: { trees: cache } } });
+      const name = `unpacking${cache}`;
+      const before = await appWithPackage(name);
+      // Its cached tree gone: the build unpacks the package into a new layer.
+      const trees = join(world.dir, 'state/trees');
+      rmSync(trees, { recursive: true, force: true });
+      const { outcome, lines, reads } = await buildCancelledAt(name, 'Unpacking current package');
+      expect(outcome.ok).to.equal(false);
+      expect(lines.at(-1)).to.equal(CANCELLED);
+      expect(reads).to.have.length(1);
+      expect(reads[0]?.bytes, 'bytes read of the package').to.be.below(before[0]?.bytes as number);
+      expect(await world.packages(name)).to.deep.equal(before);
+      expect(existsSync(trees) ? readdirSync(trees) : [], 'no layer left').to.deep.equal([]);
+    }
   });
 
   it('stops unpacking the system image, and does not take the image for broken', async () => {
+    // With the cache on, the image's tree is cached: nothing to unpack.
+    world.update({ builder: { cache: { trees: 0 } } });
     await appWithPackage('imaging');
     const { outcome, lines, reads } = await buildCancelledAt('imaging', 'Unpacking system image', true);
     expect(outcome.ok).to.equal(false);

@@ -24,6 +24,8 @@ import { prepareBase } from './steps/image.ts';
 import { installInterpreter } from './steps/interpreter.ts';
 import { runSetupActions } from './steps/actions.ts';
 import { archivePackage } from './steps/archive.ts';
+import { keepTree } from './steps/tree.ts';
+import { TreeCache } from './tree-cache.ts';
 import { Cleanup } from '../process/cleanup.ts';
 import { serverLog } from '../process/server-log.ts';
 import { Jail } from '../sandbox/jail.ts';
@@ -191,7 +193,7 @@ async function runBuild(
   log.step(`Interpreter ${plan.interpreter.type} ${plan.interpreter.version}; ${fresh ? 'fresh package from the system image' : `based on package ${current?.id.slice(0, 12)}`}`);
 
   await mkdir(config.paths.workdir, { recursive: true });
-  await ensureFreeSpace(config, storage.hostFolders);
+  await ensureFreeSpace(config, [...storage.hostFolders, config.paths.state]);
   const tmp = await mkdtemp(join(config.paths.workdir, `${app}-${buildId}-`));
   // The jail (cgroup, volume, network) and the temp folder go whatever happens, the jail first.
   const cleanup = new Cleanup();
@@ -218,6 +220,9 @@ async function runBuild(
       signal: request.signal,
       stats,
       refreshed: new Set(),
+      cleanup,
+      cache: new TreeCache(config, state),
+      base: null,
     };
 
     const stored = await withinLimits(ctx, async () => {
@@ -252,12 +257,16 @@ async function runBuild(
       current: true,
       file: true,
     };
+    let made: MadeCurrent;
     try {
-      return { pkg, made: state.packages.addAsCurrent(pkg, request.requestedBy ?? null) };
+      made = state.packages.addAsCurrent(pkg, request.requestedBy ?? null);
     } catch (error) {
       await storage.delete(stored.key).catch(() => undefined);
       throw error;
     }
+    // 7. the tree for the next build; without it, that build unpacks the package instead.
+    await keepTree(ctx, pkg.id).catch((error: unknown) => serverLog(`build ${buildId} of ${app}: the tree was not kept: ${(error as Error).message}`));
+    return { pkg, made };
   } finally {
     // A cleanup problem is the server's to fix (its log says what); it never replaces the build's outcome.
     await cleanup.close().catch((error: unknown) => serverLog(`build ${buildId} of ${app}: ${(error as Error).message}`));

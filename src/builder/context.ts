@@ -16,6 +16,9 @@ import { BuildError, type ErrorKind, userError } from './errors.ts';
 import type { BuildLog } from './log.ts';
 import type { OsRelease, Plan } from './plan.ts';
 import type { Refreshed } from './steps/os-packages.ts';
+import type { CachedTree, TreeCache } from './tree-cache.ts';
+import type { Overlay } from '../sandbox/overlay.ts';
+import type { Cleanup } from '../process/cleanup.ts';
 
 export interface BuildContext {
   config: Config;
@@ -46,6 +49,11 @@ export interface BuildContext {
   stats: { commandMs: number };
   /** The trees whose package lists this build refreshed (steps/os-packages.ts). */
   refreshed: Refreshed;
+  /** Undoes what the build made (jail, mounts), newest first, whatever happens. */
+  cleanup: Cleanup;
+  cache: TreeCache;
+  /** The cached tree the root is an overlay of, and that overlay (null: the root is a plain folder). */
+  base: { tree: CachedTree; overlay: Overlay } | null;
 }
 
 /**

@@ -3,7 +3,7 @@
  * that is gone are marked failed (system error), and the temp folders (with
  * their volumes and network namespaces) and cgroups such builds (and deploys) left are
  * removed (after making sure nothing is mounted below a folder, and killing
- * what still runs in a cgroup). What belongs to builds that still run (a
+ * what still runs in a cgroup), and so are tree cache layers left half made. What belongs to builds that still run (a
  * local `upaas build` beside the server) is left alone.
  */
 import { readdir, readlink } from 'node:fs/promises';
@@ -12,6 +12,7 @@ import type { Config } from '../config/config.ts';
 import { detectLayout, leftoverCgroups, parentName, removeCgroup } from '../sandbox/cgroups.ts';
 import { mountsUnder, removeTree } from '../sandbox/mounts.ts';
 import type { State } from '../state/state.ts';
+import { TreeCache } from './tree-cache.ts';
 
 /** A build's temp folder: APP-BUILDID-XXXXXX (mkdtemp's six characters). */
 const BUILD_DIR = /-([0-9]+)-[A-Za-z0-9]{6}$/;
@@ -136,6 +137,11 @@ export async function sweepInterrupted(config: Config, state: State, log: (line:
       // One folder that will not go must not keep the server from starting.
       log(`upaas: could not remove ${dir}: ${(error as Error).message}`);
     }
+  }
+  try {
+    for (const dir of await new TreeCache(config, state).sweep(() => state.builds.liveIds())) log(`upaas: removed ${dir}, a tree cache layer left half made or half removed`);
+  } catch (error) {
+    log(`upaas: could not sweep the tree cache: ${(error as Error).message}`);
   }
 }
 

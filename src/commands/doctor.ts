@@ -1,4 +1,5 @@
 /** `doctor [--deep] [--fix] [--json]`: is the server healthy? One line per problem; exit 0 only when healthy. */
+import { formatBytes } from '../builder/log.ts';
 import { runDoctor } from '../core/doctor.ts';
 import { defineCommand } from './command.ts';
 import { printJson } from './output.ts';
@@ -21,6 +22,8 @@ export const doctorCommand = defineCommand({
           ? `healthy: ${report.checks.length} checks passed (${report.checks.map((c) => c.name).join(', ')})\n`
           : `unhealthy: ${report.problems.length} problem${report.problems.length === 1 ? '' : 's'}${values.fix ? ' left' : ''}${values.fix ? '' : ' (doctor --fix mends stale builds, leftovers and stray files)'}\n`,
       );
+      const { trees, layers, bytes, limits } = report.cache;
+      io.out(`tree cache: ${trees} tree${trees === 1 ? '' : 's'} (${layers} layer${layers === 1 ? '' : 's'}, ${formatBytes(bytes)}); builder.cache keeps at most ${limits.trees} trees and ${limits.size} GiB\n`);
     }
     return report.healthy ? 0 : 1;
   },

@@ -126,6 +126,14 @@ export const configSchema = object({
       logsize: withDefault(integer({ min: 1, max: 256 }), 8),
       network: withDefault(oneOf(['isolated', 'none', 'host']), 'isolated'),
       blocked: withDefault(list(string({ pattern: NETWORK, patternText: NETWORK_TEXT })), []),
+      // Unpacked trees of current packages and of the system image, kept for the next build (builder/tree-cache.ts):
+      // at most `trees` of them and `size` GiB on disk, the least recently used dropped first; 0 turns the cache off.
+      cache: defaulted(
+        object({
+          trees: withDefault(integer({ min: 0 }), 8),
+          size: withDefault(integer({ min: 0 }), 20),
+        }),
+      ),
       limits: defaulted(
         object({
           processes: withDefault(integer({ min: 0 }), 2048),

@@ -17,6 +17,7 @@ import { formatBytes, hidePaths, serverFolders } from '../builder/log.ts';
 import { IMAGES, imageKey } from '../builder/steps/image.ts';
 import { shortOfSpace } from '../builder/free-space.ts';
 import { findLeftovers, sweepInterrupted } from '../builder/sweep.ts';
+import { TreeCache } from '../builder/tree-cache.ts';
 import { loadConfig } from '../config/config.ts';
 import { ValidationError } from '../config/schema.ts';
 import { YamlError } from '../config/yaml.ts';
@@ -37,6 +38,7 @@ export type ProblemKind =
   | 'leftover-workdir'
   | 'leftover-mount'
   | 'leftover-cgroup'
+  | 'leftover-tree'
   | 'low-disk';
 
 export interface Problem {
@@ -53,6 +55,8 @@ export interface DoctorReport {
   problems: Problem[];
   /** What `fix` did. */
   fixed: string[];
+  /** The tree cache: what it holds, and builder.cache (at most `limits.trees` trees and `limits.size` GiB). */
+  cache: { trees: number; layers: number; bytes: number; limits: { trees: number; size: number } };
 }
 
 export interface DoctorOptions {
@@ -89,7 +93,8 @@ export async function runDoctor(services: Needs, options: DoctorOptions = {}): P
     checks.push({ name: check.name, ok: found.length === 0 });
     problems.push(...found.map((problem) => ({ ...problem, message: shown(problem.message) })));
   }
-  return { healthy: problems.length === 0, checks, problems, fixed };
+  const cache = { ...new TreeCache(services.config, services.state).usage(), limits: services.config.builder.cache };
+  return { healthy: problems.length === 0, checks, problems, fixed, cache };
 }
 
 /**
@@ -163,6 +168,11 @@ async function checkLeftovers({ config, state }: Needs): Promise<Problem[]> {
       ...mounts.map((point) => ({ check: 'leftovers', kind: 'leftover-mount' as const, message: `${point} is still mounted, left by build ${id}` })),
     ]),
     ...cgroups.map(({ id, dirs }) => ({ check: 'leftovers', kind: 'leftover-cgroup' as const, message: `the cgroup of build ${id} is left: ${dirs.join(', ')}` })),
+    ...(await new TreeCache(config, state).leftovers(() => state.builds.liveIds())).map((dir) => ({
+      check: 'leftovers',
+      kind: 'leftover-tree' as const,
+      message: `${dir} is a tree cache layer left half made or half removed`,
+    })),
   ];
 }
 

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { appSettings } from '../config/config.ts';
 import { branches, createRepo, existingRepoPath, isRepoName, listRepos, repoNameFrom, trashName, trashedApp } from '../git/repos.ts';
 import { logFile, logFolder } from '../builder/log.ts';
+import { collectTrees } from './retention.ts';
 import { removeTree } from '../sandbox/mounts.ts';
 import { BusyError } from '../state/builds.ts';
 import type { DeletedRepo, Forgotten } from '../state/apps.ts';
@@ -56,6 +57,7 @@ export async function deleteRepository(services: Services, name: string, by: str
   services.queue?.forget(app, `repository ${app} was deleted`);
   await removeFiles(services, app, forgotten);
   if (trash) await removeTree(trash);
+  await collectTrees(services);
   return forgotten.tombstone;
 }
 
@@ -74,6 +76,7 @@ async function removeFiles(services: Pick<Services, 'config' | 'storage'>, app: 
 /** Forgets the records of `app` and removes the files they name. */
 async function forgetApp(services: Pick<Services, 'config' | 'state' | 'storage'>, app: string, by: string): Promise<void> {
   await removeFiles(services, app, services.state.apps.forget(app, by));
+  await collectTrees(services);
 }
 
 /**

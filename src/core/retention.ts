@@ -3,12 +3,13 @@
  * fill its disk. After each build and rollback: package files beyond the
  * newest apps.packages_per_app (never the current one, never one a running
  * build starts from), logs of builds beyond the newest apps.builds_per_app,
- * and system images that a newer image replaced (once no build uses them).
- * Records stay, marked; only files go.
+ * system images that a newer image replaced (once no build uses them), and
+ * cached trees no longer kept. Records stay, marked; only files go.
  */
 import { rm } from 'node:fs/promises';
 import { logFile } from '../builder/log.ts';
 import { imageKey } from '../builder/steps/image.ts';
+import { TreeCache } from '../builder/tree-cache.ts';
 import { appSettings } from '../config/config.ts';
 import type { Services } from './services.ts';
 
@@ -16,6 +17,8 @@ export interface Pruned {
   packages: string[];
   logs: number[];
   images: string[];
+  /** Layer folders of the tree cache. */
+  trees: string[];
 }
 
 type Needs = Pick<Services, 'config' | 'state' | 'storage'>;
@@ -39,7 +42,19 @@ export async function applyRetention(services: Needs, app: string): Promise<Prun
   const logs = state.builds.pruneLogs(app, settings.builds_per_app);
   for (const id of logs) await rm(logFile(config.paths.state, app, id), { force: true });
 
-  return { packages, logs, images: await pruneImages(services, bases.images) };
+  const images = await pruneImages(services, bases.images);
+  return { packages, logs, images, trees: await collectTrees(services) };
+}
+
+/**
+ * Drops the cached trees that are no longer kept (builder/tree-cache.ts):
+ * those of packages that are not current (a new build, a rollback, a deleted
+ * app), of a replaced system image, and the least recently used beyond
+ * builder.cache; never what a live build stands on.
+ */
+export async function collectTrees(services: Needs): Promise<string[]> {
+  const image = await services.storage.stat(imageKey(services.config));
+  return new TreeCache(services.config, services.state).collect(image?.sha256 ?? null);
 }
 
 /**

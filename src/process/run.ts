@@ -158,10 +158,11 @@ export async function runChecked(
   what: string,
   file: string,
   args: readonly string[],
-  options: { input?: string; timeoutSeconds?: number } = {},
+  options: { input?: string; timeoutSeconds?: number; cwd?: string } = {},
 ): Promise<void> {
   const lines: string[] = [];
   const result = await run(file, args, {
+    cwd: options.cwd,
     onLine: (line) => lines.push(line),
     timeoutSeconds: options.timeoutSeconds ?? 120,
     input: options.input,

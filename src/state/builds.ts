@@ -70,7 +70,7 @@ function alive(row: { pid: number | null; owner: string | null }): boolean {
   }
 }
 
-type RunningRow = BuildRow & { owner: string | null; base_package: string | null; base_image: string | null };
+type RunningRow = BuildRow & { owner: string | null; base_package: string | null; base_image: string | null; tree_layer: string | null };
 
 const INTERRUPTED = 'the build was interrupted (its process is gone: the server or the build command stopped or crashed)';
 
@@ -128,7 +128,7 @@ export class Builds {
   private running(app?: string): RunningRow[] {
     const where = app === undefined ? '' : 'app = ? AND ';
     return this.db
-      .prepare(`SELECT ${COLUMNS}, owner, base_package, base_image FROM builds WHERE ${where}status = 'running'`)
+      .prepare(`SELECT ${COLUMNS}, owner, base_package, base_image, tree_layer FROM builds WHERE ${where}status = 'running'`)
       .all(...(app === undefined ? [] : [app])) as RunningRow[];
   }
 
@@ -148,13 +148,14 @@ export class Builds {
     if (fields.baseImage !== undefined) this.db.prepare('UPDATE builds SET base_image = ? WHERE id = ?').run(fields.baseImage, id);
   }
 
-  /** What live builds start from: package ids and image storage keys that must stay. Changes nothing. */
-  liveBases(): { packages: Set<string>; images: Set<string> } {
+  /**
+   * What live builds start from: package ids and image storage keys that must
+   * stay, and the cached tree layers they mounted. Changes nothing.
+   */
+  liveBases(): { packages: Set<string>; images: Set<string>; trees: Set<string> } {
     const live = this.running().filter(alive);
-    return {
-      packages: new Set(live.flatMap((row) => (row.base_package ? [row.base_package] : []))),
-      images: new Set(live.flatMap((row) => (row.base_image ? [row.base_image] : []))),
-    };
+    const of = (field: 'base_package' | 'base_image' | 'tree_layer') => new Set(live.flatMap((row) => (row[field] ? [row[field]] : [])));
+    return { packages: of('base_package'), images: of('base_image'), trees: of('tree_layer') };
   }
 
   /**

@@ -143,6 +143,22 @@ const MIGRATIONS: string[] = [
      finished_at TEXT
    );
    CREATE INDEX webhook_deliveries_app ON webhook_deliveries (app, created_at);`,
+  // 7: the tree cache (builder/tree-cache.ts). Each layer is a folder under
+  // STATE/trees; a layer over its parents is the unpacked tree of `source` (a
+  // package id, or the system image's storage key). A running build keeps the
+  // layers it mounted.
+  `CREATE TABLE tree_layers (
+     dir TEXT PRIMARY KEY,
+     parent TEXT,
+     source TEXT NOT NULL,
+     app TEXT,
+     depth INTEGER NOT NULL,
+     bytes INTEGER NOT NULL,
+     created_at TEXT NOT NULL,
+     used_at TEXT NOT NULL
+   );
+   CREATE INDEX tree_layers_source ON tree_layers (source);
+   ALTER TABLE builds ADD COLUMN tree_layer TEXT;`,
 ];
 
 export function openDb(stateDir: string): Db {

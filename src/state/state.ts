@@ -6,6 +6,7 @@ import { type Db, openDb } from './db.ts';
 import { Images } from './images.ts';
 import { Packages } from './packages.ts';
 import { Releases } from './releases.ts';
+import { TreeLayers } from './trees.ts';
 import { Users } from './users.ts';
 import { WebhookDeliveries } from './webhooks.ts';
 
@@ -16,6 +17,7 @@ export class State {
   readonly releases: Releases;
   readonly configVars: ConfigVars;
   readonly images: Images;
+  readonly trees: TreeLayers;
   readonly users: Users;
   readonly webhooks: WebhookDeliveries;
 
@@ -25,6 +27,7 @@ export class State {
     this.releases = new Releases(db);
     this.configVars = new ConfigVars(db);
     this.images = new Images(db);
+    this.trees = new TreeLayers(db);
     this.users = new Users(db);
     this.webhooks = new WebhookDeliveries(db);
     this.apps = new Apps(db, this.builds);

@@ -26,10 +26,16 @@ export async function runSetupActions(ctx: BuildContext): Promise<void> {
   }
 }
 
-/** chown -R apps.uid:apps.gid apps.home, inside the chroot (names resolve against the image's users). */
+/**
+ * Gives apps.home to apps.uid:apps.gid, inside the chroot (names resolve
+ * against the image's users): only what another owns, so an unchanged file
+ * stays unchanged (in an overlay, any chown copies the file up into the
+ * build's layer, and the whole home would be in each build's layer).
+ */
 async function handOver(ctx: BuildContext): Promise<void> {
   const { uid, gid, home } = ctx.settings;
-  const result = await inChroot(ctx, ['chown', '-R', '-h', '--', `${uid}:${gid}`, home], {
+  const argv = ['find', home, '(', '!', '-user', String(uid), '-o', '!', '-group', String(gid), ')', '-exec', 'chown', '-h', `${uid}:${gid}`, '{}', '+'];
+  const result = await inChroot(ctx, argv, {
     timeoutSeconds: ctx.config.commands.timelimit,
     onLine: (line) => ctx.log.output(line),
   });

@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, rename } from 'node:fs/promises';
 import { join } from 'node:path';
-import { EXTENSION, compressionOf, unpackTree } from '../../archive/tar.ts';
+import { EXTENSION, compressionOf } from '../../archive/tar.ts';
 import type { Config } from '../../config/config.ts';
 import type { StoredObject } from '../../storage/handler.ts';
 import { describeEnd } from '../../process/run.ts';
@@ -19,6 +19,8 @@ import { formatBytes } from '../log.ts';
 import { parseOsRelease } from '../plan.ts';
 import { storeTree } from './archive.ts';
 import { installPackages } from './os-packages.ts';
+import { mountTree, unmountTree, unpackBase } from './tree.ts';
+import type { CachedTree } from '../tree-cache.ts';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -56,9 +58,15 @@ export async function prepareBase(ctx: BuildContext): Promise<void> {
     await unpackImage(ctx);
   } else {
     const pkg = ctx.current;
-    ctx.log.step(`Unpacking current package ${pkg.id.slice(0, 12)} (${formatBytes(pkg.bytes)})`);
+    const cached = await ctx.cache.take(pkg.id, ctx.buildId);
     try {
-      await unpackTree(await ctx.storage.get(pkg.storageKey), ctx.root, pkg.compression, ctx.signal, ctx.jail.cgroupProcs);
+      if (cached) {
+        ctx.log.step(`Using the cached tree of current package ${pkg.id.slice(0, 12)}`);
+        await mountTree(ctx, cached);
+      } else {
+        ctx.log.step(`Unpacking current package ${pkg.id.slice(0, 12)} (${formatBytes(pkg.bytes)})`);
+        await unpackBase(ctx, pkg.storageKey, pkg.compression, pkg.id, ctx.app);
+      }
     } catch (error) {
       throw systemError(`cannot unpack the current package ${pkg.id.slice(0, 12)}: ${(error as Error).message}; a fresh build (-o fresh) does not need it`, {
         cause: error,
@@ -109,23 +117,30 @@ function isFresh(ctx: BuildContext, cached: StoredObject | null): cached is Stor
   return cached !== null && !(maxAge > 0 && Date.now() - cached.modifiedAt.getTime() > maxAge * DAY_MS);
 }
 
-/** Unpacks a cached image into the build's root; false (root emptied again) when it turns out broken. */
+/**
+ * Makes the stored image the build's root (its cached tree, or unpacked);
+ * false (root emptied again) when it turns out broken. The image's tree in
+ * the cache is named by the stored file's hash: an image rebuilt under the
+ * same key is another tree.
+ */
 async function unpackCached(ctx: BuildContext, key: string, cached: StoredObject): Promise<boolean> {
-  ctx.log.step(`Unpacking system image (${formatBytes(cached.bytes)}, built ${cached.modifiedAt.toISOString()})`);
-  const problem = await tryUnpack(ctx, key);
+  const tree = await ctx.cache.take(cached.sha256, ctx.buildId);
+  const built = `${formatBytes(cached.bytes)}, built ${cached.modifiedAt.toISOString()}`;
+  ctx.log.step(tree ? `Using the cached tree of the system image (${built})` : `Unpacking system image (${built})`);
+  const problem = await tryUnpack(ctx, key, cached, tree);
   if (problem === null) return true;
   // A cancelled unpack is no broken image: the build ends here (builder.ts reports why).
   if (ctx.signal?.aborted) throw systemError(`unpacking the system image stopped: ${problem}`);
   ctx.log.output(`the cached image is broken (${problem}); rebuilding it`);
-  await removeTree(ctx.root);
-  await mkdir(ctx.root);
+  await unmountTree(ctx);
   return false;
 }
 
-/** Unpacks the cached image and checks it runs /bin/true; returns what is wrong, or null. */
-async function tryUnpack(ctx: BuildContext, key: string): Promise<string | null> {
+/** Makes the root of the image (cached tree or unpacked) and checks it runs /bin/true; returns what is wrong, or null. */
+async function tryUnpack(ctx: BuildContext, key: string, stored: StoredObject, tree: CachedTree | null): Promise<string | null> {
   try {
-    await unpackTree(await ctx.storage.get(key), ctx.root, compressionOf(key), ctx.signal, ctx.jail.cgroupProcs);
+    if (tree) await mountTree(ctx, tree);
+    else await unpackBase(ctx, key, compressionOf(key), stored.sha256, null);
   } catch (error) {
     return (error as Error).message;
   }
@@ -172,8 +187,14 @@ async function buildImage(ctx: BuildContext, key: string): Promise<void> {
   const stored = await storeTree(ctx, imageRoot, key, 'the system image');
   ctx.state.images.add(key, stored.bytes);
   ctx.log.output(`stored ${key} (${formatBytes(stored.bytes)})`);
-  await removeTree(ctx.root);
-  await rename(imageRoot, ctx.root);
+  if (ctx.cache.enabled) {
+    // The stored image becomes its cached tree, which this build's root is an overlay of like any later
+    // build's; the folder it was made in stays on the volume, which goes whole with the build.
+    await unpackBase(ctx, key, compressionOf(key), stored.sha256, null);
+  } else {
+    await removeTree(ctx.root);
+    await rename(imageRoot, ctx.root);
+  }
 }
 
 async function readOsRelease(ctx: BuildContext) {

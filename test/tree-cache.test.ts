@@ -1,0 +1,189 @@
+import { createHash } from 'node:crypto';
+import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { expect } from 'chai';
+import { execa } from 'execa';
+import { type AppRepo, type PackageJson, World, metadata } from './helpers/world.ts';
+
+/**
+ * A tree as a sorted list of lines: every entry with type, mode, owner, size,
+ * mtime, device number, link target, content hash, and which names share an
+ * inode. Folders under `skip` are left out.
+ */
+function describeTree(root: string, skip: string[]): string[] {
+  const lines: string[] = [];
+  const inodes = new Map<number, string[]>();
+  const walk = (rel: string) => {
+    const path = join(root, rel);
+    const info = lstatSync(path);
+    const type = info.isDirectory() ? 'd' : info.isSymbolicLink() ? 'l' : info.isFile() ? 'f' : info.isCharacterDevice() ? 'c' : info.isBlockDevice() ? 'b' : info.isFIFO() ? 'p' : 's';
+    const parts = [rel || '.', type, (info.mode & 0o7777).toString(8), `${info.uid}:${info.gid}`, String(Math.floor(info.mtimeMs / 1000))];
+    if (type === 'f') parts.push(String(info.size), createHash('sha256').update(readFileSync(path)).digest('hex').slice(0, 16));
+    if (type === 'l') parts.push(readlinkSync(path));
+    if (type === 'c' || type === 'b') parts.push(String(info.rdev));
+    if (type !== 'd' && info.nlink > 1) inodes.set(info.ino, [...(inodes.get(info.ino) ?? []), rel]);
+    lines.push(parts.join(' '));
+    if (type === 'd') {
+      for (const name of readdirSync(path)) {
+        const child = rel ? `${rel}/${name}` : name;
+        if (!skip.includes(child)) walk(child);
+      }
+    }
+  };
+  walk('');
+  for (const names of inodes.values()) lines.push(`hard links: ${names.sort().join(' ')}`);
+  return lines.sort();
+}
+
+/** The build script of the test app: stage 1 makes a tree, the later stages change it in every way a layer can hold. */
+const MUTATE = `#!/bin/sh
+set -eu
+t=/srv/t
+case "$(cat stage)" in
+1)
+  [ -e $t ] && exit 0
+  mkdir -p $t/dir/sub $t/keep $t/moved/inner $t/hl $t/gone-dir/x
+  echo hi > $t/hl/a; ln $t/hl/a $t/hl/b
+  echo x > $t/dir/sub/f; echo y > $t/gone; echo k > $t/keep/k; ln $t/keep/k $t/k2
+  ln -s ../keep/k $t/dir/sym; echo m > $t/moved/inner/m; echo z > $t/gone-dir/x/z
+  seq 1 20000 > $t/big; chmod 600 $t/keep/k
+  ;;
+2)
+  rm $t/gone; rm -rf $t/dir; mkdir $t/dir; echo new > $t/dir/new
+  mv $t/moved $t/renamed
+  chmod 4755 $t/keep; chown 33:33 $t/big; ln -sf /etc/hostname $t/newsym
+  rm -rf $t/gone-dir; echo later > $t/added
+  ;;
+3)
+  echo more >> $t/hl/a
+  mkdir $t/gone; echo back > $t/gone/again
+  rm $t/added; rm -rf $t/renamed/inner; echo n > $t/dir/newer
+  : > $t/big
+  ;;
+esac
+`;
+
+/** Everything the build changed gets one mtime, so that two builds of the same revision can be compared entry for entry. */
+const NORMALIZE = {
+  interpreters: {
+    actions: {
+      setup: {
+        system: 'touch -d "1 second ago" /var/lib/fixture/mark',
+        finalize: ['rm -rf /tmp/*', 'find / -xdev -newer /var/lib/fixture/mark ! -path /etc/resolv.conf -exec touch -h -d @1600000000 {} +', 'touch -h -d @1600000000 /var/lib/fixture/mark'],
+      },
+    },
+  },
+};
+
+describe('tree cache (fixture image)', function () {
+  this.timeout(300_000);
+  let world: World;
+  let app: AppRepo;
+  const name = 'cached';
+
+  beforeEach(async () => {
+    world = new World(NORMALIZE);
+    app = await world.app(name);
+  });
+
+  afterEach(() => {
+    const leftovers = world.leftovers();
+    world.remove();
+    expect(leftovers, 'left behind by the builds').to.deep.equal([]);
+  });
+
+  const stage = (n: number) => ({
+    '.upaas.yml': metadata({ interpreter: { type: 'static' }, actions: { setup: { main: 'sh mutate.sh' } } }),
+    'mutate.sh': MUTATE,
+    stage: `${n}\n`,
+  });
+  const build = async (...args: string[]) => {
+    const result = await world.cli('build', name, ...args);
+    expect(result.exitCode, result.stdout + result.stderr).to.equal(0);
+    const [pkg] = await world.packages(name);
+    return { stdout: result.stdout, pkg: pkg as PackageJson };
+  };
+  const raw = async (pkg: PackageJson) => (await execa('zstd', ['-dc', world.packageFile(name, pkg)], { encoding: 'buffer' })).stdout;
+  const tree = async (pkg: PackageJson) => describeTree(await world.unpack(name, pkg), ['home/app/.git']);
+
+  it('builds on a cached tree give the same packages, entry for entry, as unpacking, and no whiteout reaches a package', async () => {
+    await app.commit(stage(1));
+    const parent = await build();
+    const second = await app.commit(stage(2));
+    const x = await build();
+    expect(x.stdout).to.include('Using the cached tree of current package');
+    // The cache holds the changes as overlayfs writes them: whiteouts (0/0 character devices) among them.
+    const whiteouts = await execa('find', [join(world.dir, 'state/trees'), '-type', 'c']);
+    expect(whiteouts.stdout, 'the layers hold whiteouts').not.to.equal('');
+    const third = await app.commit(stage(3));
+    const x2 = await build();
+    expect(x2.stdout, 'the tree of a build on a cached tree is kept too').to.include('Using the cached tree of current package');
+
+    // The same revisions again from the same parent, with the cache off: unpack, build, pack.
+    expect((await world.cli('rollback', name, parent.pkg.id)).exitCode).to.equal(0);
+    world.update({ builder: { cache: { trees: 0 } } });
+    const y = await build('--rev', second);
+    expect(y.stdout).to.include('Unpacking current package');
+    const y2 = await build('--rev', third);
+
+    expect(await tree(x.pkg)).to.deep.equal(await tree(y.pkg));
+    expect(await tree(x2.pkg)).to.deep.equal(await tree(y2.pkg));
+    for (const pkg of [x.pkg, x2.pkg]) {
+      const bytes = await raw(pkg);
+      expect(Buffer.from(bytes).includes('trusted.overlay'), 'no overlayfs attribute in a package').to.equal(false);
+      const listing = await execa('tar', ['-tv', '--zstd', '-f', world.packageFile(name, pkg)]);
+      expect(listing.stdout.split('\n').filter((line) => line.startsWith('c')), 'no whiteout in a package').to.deep.equal([]);
+    }
+    const unpacked = await world.unpack(name, x2.pkg);
+    expect(readFileSync(join(unpacked, 'srv/t/hl/b'), 'utf8'), 'a hard link changed through one name').to.equal('hi\nmore\n');
+    expect(lstatSync(join(unpacked, 'srv/t/hl/a')).ino).to.equal(lstatSync(join(unpacked, 'srv/t/hl/b')).ino);
+  });
+
+  it('keeps builder.cache.trees trees, least recently used first; drops a tree on rollback and deletion; the sweep removes half-made layers', async () => {
+    world.update({ builder: { cache: { trees: 2 } } });
+    const trees = join(world.dir, 'state/trees');
+    const doctor = async () => JSON.parse((await world.cli('doctor', '--json')).stdout) as { cache: { trees: number; layers: number }; problems: { kind: string }[] };
+    await app.commit(stage(1));
+    const first = await build();
+    await app.commit({ 'more.txt': 'more\n' });
+    const second = await build();
+    expect(second.stdout).to.include('Using the cached tree of current package');
+    // The image's tree, the first package's over it, the second's over that.
+    expect((await doctor()).cache).to.include({ trees: 1, layers: 3 });
+
+    expect((await world.cli('rollback', name, first.pkg.id)).exitCode).to.equal(0);
+    expect((await doctor()).cache, 'the rolled-back tree is dropped, the one below is current again').to.include({ trees: 1, layers: 2 });
+    expect(readdirSync(trees)).to.have.length(2);
+
+    const other = await world.app('other');
+    await other.commit(stage(1));
+    expect((await world.cli('build', 'other')).exitCode).to.equal(0);
+    // Two trees at most: the image's and other's were used last; cached's goes.
+    expect((await doctor()).cache).to.include({ trees: 1, layers: 2 });
+    await app.commit({ 'again.txt': 'again\n' });
+    const evicted = await build();
+    expect(evicted.stdout).to.include('Unpacking current package');
+
+    // Its package unpacked again, the new tree over it; other's over the image's.
+    expect((await doctor()).cache).to.include({ trees: 2, layers: 4 });
+    expect((await world.cli('repos', 'delete', 'other', '--yes')).exitCode).to.equal(0);
+    expect((await doctor()).cache, "a deleted app's tree goes").to.include({ trees: 2, layers: 3 });
+    expect(readdirSync(trees)).to.have.length(3);
+
+    const half = join(trees, 'cached-999-abcdef');
+    mkdirSync(join(half, 'tree/etc'), { recursive: true });
+    expect((await doctor()).problems.map((problem) => problem.kind)).to.deep.equal(['leftover-tree']);
+    expect((await world.cli('doctor', '--fix')).exitCode).to.equal(0);
+    expect(existsSync(half)).to.equal(false);
+  });
+
+  it('with builder.cache.trees 0 keeps nothing and builds as before', async () => {
+    world.update({ builder: { cache: { trees: 0 } } });
+    await app.commit(stage(1));
+    await build();
+    await app.commit(stage(2));
+    const again = await build();
+    expect(again.stdout).to.include('Unpacking current package');
+    expect(existsSync(join(world.dir, 'state/trees')) ? readdirSync(join(world.dir, 'state/trees')) : []).to.deep.equal([]);
+  });
+});
