@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { execa } from 'execa';
-import { type AppRepo, type PackageJson, World, metadata } from './helpers/world.ts';
+import { type AppRepo, type PackageJson, World, fastConfig, metadata } from './helpers/world.ts';
 
 /**
  * A tree as a sorted list of lines: every entry with type, mode, owner, size,
@@ -78,17 +79,21 @@ const NORMALIZE = {
 describe('tree cache (fixture image)', function () {
   this.timeout(300_000);
   let world: World;
+  let storage: string;
   let app: AppRepo;
   const name = 'cached';
 
   beforeEach(async () => {
-    world = new World(NORMALIZE);
+    // Storage of its own: doctor --fix removes what this world's records do not name.
+    storage = mkdtempSync(join(tmpdir(), 'upaas-tree-storage-'));
+    world = new World(NORMALIZE, fastConfig(storage));
     app = await world.app(name);
   });
 
   afterEach(() => {
     const leftovers = world.leftovers();
     world.remove();
+    rmSync(storage, { recursive: true, force: true });
     expect(leftovers, 'left behind by the builds').to.deep.equal([]);
   });
 

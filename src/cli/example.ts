@@ -5,7 +5,6 @@
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { appSettings } from '../config/config.ts';
 import { runBuild } from '../core/builds.ts';
@@ -13,8 +12,9 @@ import { exitCodeFor } from '../builder/errors.ts';
 import { createRepo } from '../git/repos.ts';
 import { capture } from '../process/run.ts';
 import { defineCommand } from '../commands/command.ts';
+import { projectPath } from '../project.ts';
 
-const EXAMPLE_DIR = fileURLToPath(new URL('../../examples/hello', import.meta.url));
+const EXAMPLE_DIR = projectPath('examples/hello');
 
 export const exampleCommand = defineCommand({
   name: 'example',

@@ -6,10 +6,10 @@
  */
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
 import { join, relative, resolve, sep } from 'node:path';
 import { isAppName } from '../config/patterns.ts';
 import { capture, captureBytes } from '../process/run.ts';
+import { projectPath } from '../project.ts';
 import type { ChangelogEntry } from '../state/packages.ts';
 
 
@@ -226,7 +226,7 @@ export async function lockDownRepos(reposDir: string): Promise<void> {
  * first, which leaves a push that pre-receive builds alone, so a repo is never
  * left with a pre-receive that builds beside a post-receive that builds again.
  */
-const HOOK_SHIMS = ['post-receive', 'update', 'pre-receive'].map((name) => ({ name, file: fileURLToPath(new URL(`../../hooks/${name}`, import.meta.url)) }));
+const HOOK_SHIMS = ['post-receive', 'update', 'pre-receive'].map((name) => ({ name, file: projectPath(`hooks/${name}`) }));
 
 /** Puts the hook shims in place (each when missing or different). */
 export async function installHooks(repo: string): Promise<void> {
