@@ -182,6 +182,20 @@ describe('tree cache (fixture image)', function () {
     expect(existsSync(half)).to.equal(false);
   });
 
+  it('counts the cached tree a build stands on against builder.limits.disk: the whole tree stays within it', async () => {
+    world.update({ builder: { limits: { disk: 100 } } });
+    const writes = (mib: number, file: string) => ({
+      '.upaas.yml': metadata({ interpreter: { type: 'static' }, actions: { setup: { main: `mkdir -p /srv && head -c ${mib}M /dev/zero > /srv/${file}` } } }),
+    });
+    await app.commit(writes(55, 'one'));
+    await build();
+    await app.commit(writes(55, 'two'));
+    const result = await world.cli('build', name);
+    expect(result.stdout).to.include('Using the cached tree of current package');
+    expect(result.exitCode, result.stdout).to.equal(1);
+    expect(result.lines.filter(Boolean).pop()).to.match(/^!     user error: the build filled its disk: it may use 100 MiB \(builder\.limits\.disk\), the cached tree it builds on \([0-9]+ MiB\) included$/);
+  });
+
   it('with builder.cache.trees 0 keeps nothing and builds as before', async () => {
     world.update({ builder: { cache: { trees: 0 } } });
     await app.commit(stage(1));

@@ -67,23 +67,27 @@ export class TreeCache {
   /**
    * The cached tree of `source` (a package id or the image's key), claimed
    * for build `buildId`; null when there is none or when a folder of it is
-   * gone (then it is forgotten).
+   * gone (then it is retired).
    */
-  async take(source: string, buildId: number): Promise<CachedTree | null> {
+  async take(source: string, app: string | null, buildId: number): Promise<CachedTree | null> {
     if (!this.enabled) return null;
-    const layers = this.state.trees.take(source, buildId);
+    const layers = this.state.trees.take(source, app, buildId);
     if (layers === null) return null;
     for (const layer of layers) {
-      const there = await stat(this.treeOf(layer.dir)).then(
-        (info) => info.isDirectory(),
-        () => false,
-      );
-      if (!there) {
-        this.state.trees.forget(layer.dir);
+      if (!(await this.there(layer.dir))) {
+        this.state.trees.retire([layer.dir]);
         return null;
       }
     }
     return { layers, folders: layers.map((layer) => this.treeOf(layer.dir)) };
+  }
+
+  /** Whether a layer's tree is there. */
+  private async there(dir: string): Promise<boolean> {
+    return stat(this.treeOf(dir)).then(
+      (info) => info.isDirectory(),
+      () => false,
+    );
   }
 
   /** A new, empty layer folder for build `buildId` of `app` (the image's layer too is made by a build). */
@@ -98,7 +102,7 @@ export class TreeCache {
    * claims it for `buildId` when given; returns the tree over `parent`.
    */
   async add(layer: NewLayer, fields: { parent: CachedTree | null; source: string; app: string | null }, buildId?: number): Promise<CachedTree> {
-    const bytes = await diskUse(join(this.folder, layer.name));
+    const bytes = await this.diskUse(join(this.folder, layer.name));
     const below = fields.parent?.layers ?? [];
     const record = { dir: layer.name, parent: below[0]?.dir ?? null, source: fields.source, app: fields.app, depth: below.length + 1, bytes };
     this.state.trees.add(record, buildId);
@@ -148,13 +152,12 @@ export class TreeCache {
   /**
    * Crash recovery (server start, doctor --fix): folders without a row whose
    * build is not live are removed (half made, or half removed), and rows
-   * whose folder is gone are forgotten. Returns the folders removed.
+   * whose folder is gone are retired. Returns the folders removed.
    * A folder in the making is not "left": its build's row says it runs.
    */
   async sweep(liveBuilds: () => ReadonlySet<number>): Promise<string[]> {
-    const names = await readdir(this.folder).catch(() => [] as string[]);
     for (const layer of this.state.trees.all()) {
-      if (!names.includes(layer.dir)) this.state.trees.forget(layer.dir);
+      if (!(await this.there(layer.dir))) this.state.trees.retire([layer.dir]);
     }
     const removed = await this.leftovers(liveBuilds);
     for (const folder of removed) await removeTree(folder);
@@ -176,6 +179,12 @@ export class TreeCache {
       .map((name) => join(this.folder, name));
   }
 
+  /** Bytes a folder takes on disk (du: hard links once, no other file system). */
+  async diskUse(dir: string): Promise<number> {
+    const out = await capture('du', ['-s', '-x', '-B1', '--', dir]);
+    return Number(out.split('\t')[0]);
+  }
+
   /** What the cache holds: trees (layers with nothing over them), layers and bytes. */
   usage(): { trees: number; layers: number; bytes: number } {
     const layers = this.state.trees.all();
@@ -184,8 +193,3 @@ export class TreeCache {
   }
 }
 
-/** Bytes a folder takes on disk (du: hard links once, no other file system). */
-async function diskUse(dir: string): Promise<number> {
-  const out = await capture('du', ['-s', '-x', '-B1', '--', dir]);
-  return Number(out.split('\t')[0]);
-}

@@ -9,7 +9,7 @@
  * What the build sees and archives is the merged view: whiteouts and opaque
  * folders exist only in the upper layer, never in a package.
  */
-import { lstat, mkdir, readdir, symlink, chown, chmod, lutimes } from 'node:fs/promises';
+import { chmod, chown, lstat, lutimes, mkdir, readdir, stat, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Cleanup } from '../process/cleanup.ts';
 import { run, runChecked as must } from '../process/run.ts';
@@ -19,8 +19,11 @@ const OPTIONS = 'index=on,redirect_dir=off,metacopy=off,xino=auto,volatile';
 export interface Overlay {
   /** The upper layer: everything the build changed, with its whiteouts and opaque marks. */
   upper: string;
-  /** Unmounts (once; the cleanup stack does it too). */
-  unmount(): Promise<void>;
+  /**
+   * Unmounts (once; the cleanup stack does it too). False when it had to be
+   * detached lazily: something still holds the tree, which may change yet.
+   */
+  unmount(): Promise<boolean>;
   /**
    * Whether the build changed a file that has hard links in a lower layer:
    * overlayfs kept its names together through its index, which the upper
@@ -58,17 +61,36 @@ export async function mountOverlay(dir: string, lowers: readonly string[], targe
     cwd: dir,
   });
   let mounted = true;
+  let clean = true;
   const unmount = async () => {
-    if (!mounted) return;
+    if (!mounted) return clean;
     const result = await run('umount', ['--', target]);
     // Busy (a process that should be gone): detach it anyway.
-    if (!result.ok) await must('cannot unmount the build tree', 'umount', ['--lazy', '--', target]);
+    if (!result.ok) {
+      await must('cannot unmount the build tree', 'umount', ['--lazy', '--', target]);
+      clean = false;
+    }
     mounted = false;
+    return clean;
   };
-  cleanup.defer('the build tree overlay', unmount);
+  cleanup.defer('the build tree overlay', async () => {
+    await unmount();
+  });
+  // The kernel mounts without the index where a lower layer's file system cannot have one (it only warns):
+  // hard links would then come apart on copy-up, and the package would differ from an unpacked build's.
+  // The index folder in the work folder exists only when the index is on.
+  const indexed = await stat(join(work, 'index')).then(
+    (info) => info.isDirectory(),
+    () => false,
+  );
+  if (!indexed) {
+    await unmount();
+    throw new Error('overlayfs mounted the cached tree without its index (index=on) on this file system');
+  }
   return {
     upper,
     unmount,
     copiedUpHardLinks: async () => (await readdir(join(work, 'index'))).some((name) => !name.startsWith('#')),
   };
 }
+

@@ -23,8 +23,14 @@ export interface Volume {
   path: string;
   /** Its size: builder.limits.disk, or less when the host's disk had less free. */
   mib: number;
-  /** Whether the build used it up. */
+  /** Whether the build used it up (its charged bytes counted as used). */
   full(): Promise<boolean>;
+  /**
+   * Counts `bytes` kept elsewhere as used: the cached tree a build's root is
+   * an overlay of (sandbox/overlay.ts) is part of the build's tree, so the
+   * volume's room is the limit less the tree below.
+   */
+  charge(bytes: number): void;
 }
 
 /** The smallest volume worth making when the host's free space, not the limit, sets its size. */
@@ -64,12 +70,16 @@ export async function openVolume(dir: string, limitMiB: number, cleanup: Cleanup
     // Busy (a process that should be gone): detach it anyway; the loop device goes when it is released.
     if (!result.ok) await must('cannot unmount the build volume', 'umount', ['--lazy', '--', path]);
   });
+  let charged = 0;
   return {
     path,
     mib,
     full: async () => {
       const stats = await statfs(path);
-      return stats.bavail * stats.bsize < FULL_BYTES || stats.ffree < FULL_INODES;
+      return stats.bavail * stats.bsize - charged < FULL_BYTES || stats.ffree < FULL_INODES;
+    },
+    charge: (bytes) => {
+      charged += bytes;
     },
   };
 }

@@ -65,18 +65,19 @@ export class TreeLayers {
   }
 
   /**
-   * The layers of `source`'s tree, top first, taken for build `buildId` in
+   * The layers of `source`'s tree (of `app`, or the image's: null), top first, taken for build `buildId` in
    * one transaction (a collection in another process either sees the build's
    * claim, or has deleted the rows first and this finds none): null when no
    * complete chain is recorded.
    */
-  take(source: string, buildId: number): TreeLayer[] | null {
+  take(source: string, app: string | null, buildId: number): TreeLayer[] | null {
     return this.db
       .transaction(() => {
-        const head = this.db.prepare('SELECT * FROM tree_layers WHERE source = ? ORDER BY depth LIMIT 1').get(source) as Row | undefined;
-        if (!head) return null;
-        const chain = this.chain(head.dir);
-        if (chain === null) return null;
+        // Of an app's own trees (null: the image's); the shallowest complete one.
+        const heads = this.db.prepare('SELECT * FROM tree_layers WHERE source = ? AND app IS ? ORDER BY depth').all(source, app) as Row[];
+        const found = heads.map((row) => ({ head: row, chain: this.chain(row.dir) })).find((candidate) => candidate.chain !== null);
+        if (!found) return null;
+        const { head, chain } = found as { head: Row; chain: TreeLayer[] };
         this.db.prepare('UPDATE tree_layers SET used_at = ? WHERE dir = ?').run(new Date().toISOString(), head.dir);
         this.db.prepare('UPDATE builds SET tree_layer = ? WHERE id = ?').run(head.dir, buildId);
         return chain;
@@ -121,12 +122,23 @@ export class TreeLayers {
       .immediate();
   }
 
-  /** Forgets a layer whose folder is gone, with the layers over it. */
-  forget(dir: string): void {
+  /**
+   * Retires layers that turned out unusable (a folder gone, a tree overlayfs
+   * would not mount or that fails): each of `dirs` and every layer over them
+   * is no tree of its source any more, so no build takes it again, and the
+   * next collection removes it once no live build stands on it. Rows are not
+   * deleted here: a folder without a row is the sweep's to remove, and a
+   * live build may still have it mounted.
+   */
+  retire(dirs: readonly string[]): void {
     this.db.transaction(() => {
-      const over = this.db.prepare('SELECT dir FROM tree_layers WHERE parent = ?').all(dir) as { dir: string }[];
-      for (const child of over) this.forget(child.dir);
-      this.db.prepare('DELETE FROM tree_layers WHERE dir = ?').run(dir);
+      const mark = this.db.prepare("UPDATE tree_layers SET source = 'retired:' || source WHERE dir = ? AND source NOT LIKE 'retired:%'");
+      const over = this.db.prepare('SELECT dir FROM tree_layers WHERE parent = ?');
+      for (let next = [...dirs]; next.length > 0; ) {
+        const dir = next.pop() as string;
+        mark.run(dir);
+        next.push(...(over.all(dir) as { dir: string }[]).map((row) => row.dir));
+      }
     })();
   }
 }

@@ -19,7 +19,7 @@ import { formatBytes } from '../log.ts';
 import { parseOsRelease } from '../plan.ts';
 import { storeTree } from './archive.ts';
 import { installPackages } from './os-packages.ts';
-import { mountTree, unmountTree, unpackBase } from './tree.ts';
+import { unmountTree, unpackBase, useTree } from './tree.ts';
 import type { CachedTree } from '../tree-cache.ts';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -58,12 +58,10 @@ export async function prepareBase(ctx: BuildContext): Promise<void> {
     await unpackImage(ctx);
   } else {
     const pkg = ctx.current;
-    const cached = await ctx.cache.take(pkg.id, ctx.buildId);
+    const cached = await ctx.cache.take(pkg.id, ctx.app, ctx.buildId);
     try {
-      if (cached) {
-        ctx.log.step(`Using the cached tree of current package ${pkg.id.slice(0, 12)}`);
-        await mountTree(ctx, cached);
-      } else {
+      if (cached) ctx.log.step(`Using the cached tree of current package ${pkg.id.slice(0, 12)}`);
+      if (!cached || !(await useTree(ctx, cached))) {
         ctx.log.step(`Unpacking current package ${pkg.id.slice(0, 12)} (${formatBytes(pkg.bytes)})`);
         await unpackBase(ctx, pkg.storageKey, pkg.compression, pkg.id, ctx.app);
       }
@@ -124,13 +122,22 @@ function isFresh(ctx: BuildContext, cached: StoredObject | null): cached is Stor
  * same key is another tree.
  */
 async function unpackCached(ctx: BuildContext, key: string, cached: StoredObject): Promise<boolean> {
-  const tree = await ctx.cache.take(cached.sha256, ctx.buildId);
+  const tree = await ctx.cache.take(cached.sha256, null, ctx.buildId);
   const built = `${formatBytes(cached.bytes)}, built ${cached.modifiedAt.toISOString()}`;
   ctx.log.step(tree ? `Using the cached tree of the system image (${built})` : `Unpacking system image (${built})`);
-  const problem = await tryUnpack(ctx, key, cached, tree);
+  let problem = await tryUnpack(ctx, key, cached, tree);
   if (problem === null) return true;
   // A cancelled unpack is no broken image: the build ends here (builder.ts reports why).
   if (ctx.signal?.aborted) throw systemError(`unpacking the system image stopped: ${problem}`);
+  if (tree && ctx.base?.tree === tree) {
+    // The cached tree fails, not necessarily the stored image: that is tried before the image is rebuilt for every app.
+    ctx.log.output(`the cached tree of the system image fails (${problem}); unpacking the image`);
+    ctx.state.trees.retire(tree.layers.map((layer) => layer.dir));
+    await unmountTree(ctx);
+    problem = await tryUnpack(ctx, key, cached, null);
+    if (problem === null) return true;
+    if (ctx.signal?.aborted) throw systemError(`unpacking the system image stopped: ${problem}`);
+  }
   ctx.log.output(`the cached image is broken (${problem}); rebuilding it`);
   await unmountTree(ctx);
   return false;
@@ -139,8 +146,7 @@ async function unpackCached(ctx: BuildContext, key: string, cached: StoredObject
 /** Makes the root of the image (cached tree or unpacked) and checks it runs /bin/true; returns what is wrong, or null. */
 async function tryUnpack(ctx: BuildContext, key: string, stored: StoredObject, tree: CachedTree | null): Promise<string | null> {
   try {
-    if (tree) await mountTree(ctx, tree);
-    else await unpackBase(ctx, key, compressionOf(key), stored.sha256, null);
+    if (!tree || !(await useTree(ctx, tree))) await unpackBase(ctx, key, compressionOf(key), stored.sha256, null);
   } catch (error) {
     return (error as Error).message;
   }
@@ -189,7 +195,8 @@ async function buildImage(ctx: BuildContext, key: string): Promise<void> {
   ctx.log.output(`stored ${key} (${formatBytes(stored.bytes)})`);
   if (ctx.cache.enabled) {
     // The stored image becomes its cached tree, which this build's root is an overlay of like any later
-    // build's; the folder it was made in stays on the volume, which goes whole with the build.
+    // build's; the folder it was made in goes (the cached tree counts against the volume).
+    await removeTree(imageRoot);
     await unpackBase(ctx, key, compressionOf(key), stored.sha256, null);
   } else {
     await removeTree(ctx.root);

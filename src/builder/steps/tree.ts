@@ -2,42 +2,77 @@
  * The build's root from the tree cache (builder/tree-cache.ts): a cached
  * tree mounted as the lower layers of an overlay whose upper layer is on the
  * build's volume; an archive unpacked into a new cached layer first when its
- * tree is not cached (or straight into the root with the cache off); and,
- * once the package is current, the build's upper layer kept as one more layer
- * of the new package's tree.
+ * tree is not cached (or straight into the root with the cache off, or when
+ * the cache has no room or overlayfs cannot use it here); and, once the
+ * package is current, the build's upper layer kept as one more layer of the
+ * new package's tree. The tree below counts against builder.limits.disk like
+ * what the build writes (Volume.charge), so the whole tree stays within it.
  */
-import { mkdir, mkdtemp } from 'node:fs/promises';
+import { mkdir, mkdtemp, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Compression, unpackTree } from '../../archive/tar.ts';
-import { runChecked } from '../../process/run.ts';
+import { joinedCommand } from '../../process/join-cgroup.ts';
+import { describeEnd, run } from '../../process/run.ts';
 import { mountOverlay } from '../../sandbox/overlay.ts';
 import { removeTree } from '../../sandbox/mounts.ts';
 import type { BuildContext } from '../context.ts';
 import { type CachedTree, MAX_LAYERS } from '../tree-cache.ts';
 
-/** Mounts `tree` at the build's root, with an upper layer of its own on the volume. */
+const MIB = 1024 * 1024;
+const GIB = 1024 * MIB;
+
+/** Mounts `tree` at the build's root, with an upper layer of its own on the volume; throws (nothing mounted) when overlayfs refuses it. */
 export async function mountTree(ctx: BuildContext, tree: CachedTree): Promise<void> {
   const dir = await mkdtemp(join(ctx.jail.treeDir, 'overlay-'));
   ctx.base = { tree, overlay: await mountOverlay(dir, tree.folders, ctx.root, ctx.cleanup) };
+  ctx.jail.chargeDisk(tree.layers.reduce((sum, layer) => sum + layer.bytes, 0));
 }
 
-/** Undoes mountTree (a cached image found broken): the root is an empty folder again. */
+/** Undoes mountTree (or a failed try of it): the root is an empty folder again. */
 export async function unmountTree(ctx: BuildContext): Promise<void> {
   await ctx.base?.overlay.unmount();
   ctx.base = null;
+  ctx.jail.chargeDisk(-ctx.jail.charged);
   await removeTree(ctx.root);
   await mkdir(ctx.root, { mode: 0o755 });
 }
 
 /**
+ * Mounts the cached `tree` of the build's base; false (the tree forgotten,
+ * the root empty) when it cannot be used, so the caller unpacks instead.
+ */
+export async function useTree(ctx: BuildContext, tree: CachedTree): Promise<boolean> {
+  try {
+    await mountTree(ctx, tree);
+    return true;
+  } catch (error) {
+    ctx.log.output(`the cached tree cannot be used (${(error as Error).message}); unpacking instead`);
+    ctx.state.trees.retire(tree.layers.map((layer) => layer.dir));
+    await unmountTree(ctx);
+    return false;
+  }
+}
+
+/** Whether the disk of the cache has `bytes` free beyond builder.min_free. */
+async function roomFor(ctx: BuildContext, bytes: number): Promise<boolean> {
+  await mkdir(ctx.cache.folder, { recursive: true, mode: 0o700 });
+  const disk = await statfs(ctx.cache.folder);
+  return disk.bavail * disk.bsize - bytes >= ctx.config.builder.min_free * GIB;
+}
+
+/**
  * Unpacks the stored archive `key` as the build's base: into a new cached
  * layer (the tree of `source`: a package id, or the image's hash; `app` null
- * for the image) that the root then is an overlay of, or with the cache off
- * into the root itself.
+ * for the image) that the root then is an overlay of. Into the root itself
+ * with the cache off, when the cache's disk may not have room for a whole
+ * tree (builder.limits.disk, the most a tree may take), or when overlayfs
+ * cannot mount it here.
  */
 export async function unpackBase(ctx: BuildContext, key: string, compression: Compression, source: string, app: string | null): Promise<void> {
-  if (!ctx.cache.enabled) {
-    await unpackTree(await ctx.storage.get(key), ctx.root, compression, ctx.signal, ctx.jail.cgroupProcs);
+  const { limits } = ctx.config.builder;
+  const unpack = async (into: string) => unpackTree(await ctx.storage.get(key), into, compression, ctx.signal, ctx.jail.cgroupProcs);
+  if (!ctx.cache.enabled || limits.disk === 0 || !(await roomFor(ctx, limits.disk * MIB))) {
+    await unpack(ctx.root);
     return;
   }
   const layer = await ctx.cache.newLayer(ctx.app, ctx.buildId);
@@ -46,38 +81,62 @@ export async function unpackBase(ctx: BuildContext, key: string, compression: Co
     if (!recorded) await ctx.cache.discard(layer);
   });
   await mkdir(layer.tree, { mode: 0o755 });
-  await unpackTree(await ctx.storage.get(key), layer.tree, compression, ctx.signal, ctx.jail.cgroupProcs);
+  await unpack(layer.tree);
+  await syncFolder(ctx, layer.tree);
   const tree = await ctx.cache.add(layer, { parent: null, source, app }, ctx.buildId);
   recorded = true;
-  await mountTree(ctx, tree);
+  if (!(await useTree(ctx, tree))) {
+    await ctx.cache.discard(layer);
+    await unpack(ctx.root);
+  }
 }
 
 /**
  * Keeps the tree of the package this build made: its upper layer, copied off
  * the volume (what the build changed, whiteouts and opaque marks included),
  * over the layers it was mounted on. Not when the stack is as deep as it may
- * grow, nor when a copied-up hard link made the upper layer incomplete (the
- * next build unpacks the package again instead). Call once the package is
- * current and its archive is made.
+ * grow, when a copied-up hard link made the upper layer incomplete, when
+ * something still held the tree at unmount, or when the layer would not fit
+ * builder.cache.size or the cache's disk (the next build unpacks the package
+ * again instead). Call once the package is current and its archive is made.
  */
 export async function keepTree(ctx: BuildContext, packageId: string): Promise<void> {
   const base = ctx.base;
   if (base === null || !ctx.cache.enabled) return;
-  await base.overlay.unmount();
+  if (!(await base.overlay.unmount())) return;
   if (base.tree.layers.length >= MAX_LAYERS || (await base.overlay.copiedUpHardLinks())) return;
+  const upper = base.overlay.upper;
+  // tar leaves sockets out of a package, so its tree has none either.
+  await mustRun(ctx, 'cannot prepare the build tree for the cache', 'find', [upper, '-xdev', '-type', 's', '-delete']);
+  const bytes = await ctx.cache.diskUse(upper);
+  if (bytes > ctx.config.builder.cache.size * GIB || !(await roomFor(ctx, bytes))) return;
   const layer = await ctx.cache.newLayer(ctx.app, ctx.buildId);
   let recorded = false;
   ctx.cleanup.defer('an unfinished tree layer', async () => {
     if (!recorded) await ctx.cache.discard(layer);
   });
-  await runChecked('cannot copy the build tree into the cache', 'cp', [
+  await mustRun(ctx, 'cannot copy the build tree into the cache', 'cp', [
     '-dR',
     '--preserve=mode,ownership,timestamps,links,xattr',
     '--no-target-directory',
     '--',
-    base.overlay.upper,
+    upper,
     layer.tree,
-  ], { timeoutSeconds: ctx.config.commands.timelimit });
+  ]);
+  await syncFolder(ctx, layer.tree);
   await ctx.cache.add(layer, { parent: base.tree, source: packageId, app: ctx.app });
   recorded = true;
+}
+
+/** A layer's data on disk before its row says it is complete: a crash must not leave a recorded layer of empty files. */
+async function syncFolder(ctx: BuildContext, folder: string): Promise<void> {
+  await mustRun(ctx, 'cannot write the tree layer to disk', 'sync', ['--file-system', '--', folder]);
+}
+
+/** A host program over the build's trees, in the build's cgroup, stopped with the build. */
+async function mustRun(ctx: BuildContext, what: string, file: string, args: string[]): Promise<void> {
+  const [command, argv] = joinedCommand(ctx.jail.cgroupProcs, file, args);
+  const lines: string[] = [];
+  const result = await run(command, argv, { signal: ctx.signal, timeoutSeconds: ctx.config.commands.timelimit, onLine: (line) => lines.push(line) });
+  if (!result.ok) throw new Error(`${what}: ${file} ${describeEnd(result)}${lines.length > 0 ? `: ${lines.slice(-3).join(' ')}` : ''}`);
 }
