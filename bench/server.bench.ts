@@ -13,15 +13,24 @@
  *   stored file (target: >= 0.8x its throughput) and against `openssl dgst
  *   -sha256` of it (the check alone, which every hashed download pays), each
  *   from a warm page cache and from a cold one (caches dropped before each),
- *   median of DOWNLOADS; and the server's peak RSS during the downloads.
+ *   median of DOWNLOADS; and the server's peak RSS during the downloads;
+ * - then on the real debootstrap image with the shipped upaas.yml (only
+ *   paths, ports and the listen address changed) and the example app: push ->
+ *   "is now current" over SSH for a one-line change, median of REAL_PUSHES
+ *   (default 5, after the first push and one untimed change; target <= 4 s),
+ *   against `git ls-remote` over SSH and `tar -c -C TREE . | zstd -T0 -3` of
+ *   the package's tree in the same run; where the median push's time goes;
+ *   and what the tree cache then takes.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { TestServer, makeKey } from '../test/helpers/server.ts';
 import { World, metadata } from '../test/helpers/world.ts';
+import { EXAMPLE_APP, type TimedRun, cacheFigures, check, ensureImage, linkImage, median as medianOf, printCache, printTimeline, ratio, row, seconds, shippedConfig, tarZstd, timedRun, unpackPackage } from './common.ts';
 
 const PUSHES = Number(process.env.BENCH_PUSHES ?? 20);
+const REAL_PUSHES = Number(process.env.BENCH_REAL_PUSHES ?? process.env.BENCH_ROUNDS ?? 5);
 const BIG_MB = Number(process.env.BENCH_BIG_MB ?? 300);
 const DOWNLOADS = Number(process.env.BENCH_DOWNLOADS ?? 5);
 
@@ -181,3 +190,90 @@ try {
   await server.stop();
   world.remove();
 }
+
+/**
+ * The real image, the shipped config, the example app: pushes of one-line
+ * changes over SSH to "is now current", against `git ls-remote` over SSH and
+ * tar | zstd of the package's tree.
+ */
+async function realPushes(): Promise<void> {
+  const config = shippedConfig();
+  const madeImage = await ensureImage(config);
+  const world = new World({}, config);
+  linkImage(world, config);
+  const admin = await makeKey('bench-real');
+  const server = new TestServer(world);
+  try {
+    const added = await world.cliWithInput(admin.publicKey, 'users', 'add', 'bench', '--admin');
+    if (added.exitCode !== 0) throw new Error(`users add failed: ${added.stderr}`);
+    await server.start();
+    const env = server.clientEnv(admin);
+    const made = await server.ssh(admin, ['repos', 'create', 'hello']);
+    if (made.exitCode !== 0) throw new Error(`repos create failed: ${made.stderr}`);
+    const app = await world.app('local-hello');
+    const git = (...args: string[]) => execa('git', args, { cwd: app.work, env });
+    const url = server.url('hello');
+    const watches = [
+      { dir: join(world.storageDir, 'packages', 'hello'), label: 'package file stored' },
+      { dir: join(world.dir, 'state/trees'), label: 'a new tree layer begun' },
+    ];
+    const push = async () => check(await timedRun('git', ['push', url, 'HEAD:main'], { cwd: app.work, env }, watches), 'git push', 'is now current for hello');
+    cpSync(EXAMPLE_APP, app.work, { recursive: true });
+    const script = join(app.work, 'app.py');
+    const original = readFileSync(script, 'utf8').split('\n');
+    /** Changes the first line of app.py (its docstring) and commits. */
+    const change = async (label: string) => {
+      writeFileSync(script, [original[0]?.replace('step.', `step (${label}).`), ...original.slice(1)].join('\n'));
+      await git('commit', '-q', '-am', `one line: ${label}`);
+    };
+    // The example app, pushed: the first build (from the image).
+    await git('add', '-A');
+    await git('commit', '-qm', 'example app');
+    const firstPush = await push();
+    await change('warm-up');
+    const warmPush = await push();
+    const pushes: TimedRun[] = [];
+    const lsRemotes: number[] = [];
+    for (let i = 1; i <= REAL_PUSHES; i++) {
+      await change(`push ${i}`);
+      pushes.push(await push());
+      const started = performance.now();
+      await git('ls-remote', url);
+      lsRemotes.push(performance.now() - started);
+    }
+    // "is now current" as the pusher sees it: the arrival of that line.
+    const current = (run: TimedRun) => run.steps.find((step) => step.text.includes('is now current'))?.at ?? run.ms;
+    const pkg = (await world.packages('hello')).find((p) => p.current);
+    if (!pkg) throw new Error('the pushes made no current package');
+    const tree = join(world.dir, 'baseline-tree');
+    await unpackPackage(world.packageFile('hello', pkg), tree);
+    const tars: number[] = [];
+    for (let i = 0; i < REAL_PUSHES; i++) tars.push(await tarZstd(tree));
+    const figures = await cacheFigures(world);
+
+    const toCurrent = medianOf(pushes.map(current));
+    const floor = medianOf(lsRemotes);
+    const tar = medianOf(tars);
+    console.log('\nupaas server benchmark, real debootstrap image: shipped upaas.yml (paths, ports, listen address changed), example app, one run');
+    if (madeImage !== null) row('the system image was made first (debootstrap)', seconds(madeImage));
+    row('first push (first build, from the image)', seconds(current(firstPush)));
+    row('one-line change, first after it (untimed warm-up)', seconds(current(warmPush)));
+    row(`push -> "is now current" over SSH, median of ${REAL_PUSHES}`, `${seconds(toCurrent)} (target <= 4 s)`);
+    row('  all pushes', pushes.map((run) => seconds(current(run))).join(', '));
+    row('  push -> git push exits, median', seconds(medianOf(pushes.map((run) => run.ms))));
+    row('  git ls-remote over SSH, median (baseline)', `${floor.toFixed(0)} ms`);
+    row('  tar -c -C TREE . | zstd -T0 -3, warm, median (baseline)', seconds(tar));
+    row('  ratio push -> current / tar|zstd', ratio(toCurrent, tar));
+    console.log('  where the median push\'s time goes (step line to step line):');
+    const byCurrent = [...pushes].sort((a, b) => current(a) - current(b));
+    printTimeline(byCurrent[Math.floor(byCurrent.length / 2)] as TimedRun, 'git push start -> first "-----> " line');
+    printCache('  tree cache after the pushes:', figures);
+    const left = world.leftovers();
+    if (left.length > 0) console.log(`LEFT BEHIND: ${left.join('; ')}`);
+  } finally {
+    await server.stop();
+    world.remove();
+  }
+}
+
+await realPushes();
