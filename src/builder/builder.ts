@@ -26,6 +26,7 @@ import { runSetupActions } from './steps/actions.ts';
 import { archivePackage } from './steps/archive.ts';
 import { keepTree } from './steps/tree.ts';
 import { TreeCache } from './tree-cache.ts';
+import { buildFolderPrefix } from './folder-names.ts';
 import { Cleanup } from '../process/cleanup.ts';
 import { serverLog } from '../process/server-log.ts';
 import { Jail } from '../sandbox/jail.ts';
@@ -194,7 +195,7 @@ async function runBuild(
 
   await mkdir(config.paths.workdir, { recursive: true });
   await ensureFreeSpace(config, [...storage.hostFolders, config.paths.state]);
-  const tmp = await mkdtemp(join(config.paths.workdir, `${app}-${buildId}-`));
+  const tmp = await mkdtemp(join(config.paths.workdir, buildFolderPrefix(app, buildId)));
   // The jail (cgroup, volume, network) and the temp folder go whatever happens, the jail first.
   const cleanup = new Cleanup();
   try {

@@ -12,10 +12,9 @@ import type { Config } from '../config/config.ts';
 import { detectLayout, leftoverCgroups, parentName, removeCgroup } from '../sandbox/cgroups.ts';
 import { mountsUnder, removeTree } from '../sandbox/mounts.ts';
 import type { State } from '../state/state.ts';
+import { buildOfFolder } from './folder-names.ts';
 import { TreeCache } from './tree-cache.ts';
 
-/** A build's temp folder: APP-BUILDID-XXXXXX (mkdtemp's six characters). */
-const BUILD_DIR = /-([0-9]+)-[A-Za-z0-9]{6}$/;
 
 /**
  * The folder (and the cgroup, named like it) of a deploy (core/deploy.ts:
@@ -62,8 +61,8 @@ export async function findLeftovers(config: Config, liveIds: () => Set<number>, 
       if (other.dead) others.set(entry, { what: other.what, dir, mounts: await mountsUnder(dir), cgroupDirs: [] });
       continue;
     }
-    const id = BUILD_DIR.exec(entry)?.[1];
-    if (id !== undefined) found.push({ id: Number(id), dir });
+    const id = buildOfFolder(entry);
+    if (id !== null) found.push({ id, dir });
   }
   let groups: { id: number; dirs: string[] }[] = [];
   try {
@@ -77,8 +76,8 @@ export async function findLeftovers(config: Config, liveIds: () => Set<number>, 
         }
         continue;
       }
-      const id = BUILD_DIR.exec(name)?.[1];
-      if (id !== undefined) groups.push({ id: Number(id), dirs });
+      const id = buildOfFolder(name);
+      if (id !== null) groups.push({ id, dirs });
     }
   } catch {
     groups = [];

@@ -22,20 +22,16 @@ import { capture } from '../process/run.ts';
 import { removeTree } from '../sandbox/mounts.ts';
 import type { State } from '../state/state.ts';
 import type { TreeLayer } from '../state/trees.ts';
+import { buildFolderPrefix, buildOfFolder } from './folder-names.ts';
 
 /** Layers of one tree at most: overlayfs allows more, but each makes every lookup in the tree longer. */
 export const MAX_LAYERS = 16;
 
 const GIB = 1024 ** 3;
 
-/** A layer folder's name: APP-BUILDID-XXXXXX like a build's temp folder, so the sweep knows whose build made it. */
-const LAYER_DIR = /^(.+)-([0-9]+)-[A-Za-z0-9]{6}$/;
-
-/** A tree taken for a build: its layers' folders, top first. */
+/** A tree taken for a build: its layers, top first. */
 export interface CachedTree {
   layers: TreeLayer[];
-  /** The folders overlayfs reads, top first. */
-  folders: string[];
 }
 
 /** A layer being made: `tree` is filled, then `add` records it. */
@@ -79,7 +75,12 @@ export class TreeCache {
         return null;
       }
     }
-    return { layers, folders: layers.map((layer) => this.treeOf(layer.dir)) };
+    return { layers };
+  }
+
+  /** The folders overlayfs reads for `tree`, top first. */
+  foldersOf(tree: CachedTree): string[] {
+    return tree.layers.map((layer) => this.treeOf(layer.dir));
   }
 
   /** Whether a layer's tree is there. */
@@ -90,10 +91,10 @@ export class TreeCache {
     );
   }
 
-  /** A new, empty layer folder for build `buildId` of `app` (the image's layer too is made by a build). */
+  /** A new, empty layer folder for build `buildId` of `app` (the image's layer too is made by a build), named like its temp folder. */
   async newLayer(app: string, buildId: number): Promise<NewLayer> {
     await mkdir(this.folder, { recursive: true, mode: 0o700 });
-    const dir = await mkdtemp(join(this.folder, `${app}-${buildId}-`));
+    const dir = await mkdtemp(join(this.folder, buildFolderPrefix(app, buildId)));
     return { name: dir.slice(this.folder.length + 1), tree: join(dir, 'tree') };
   }
 
@@ -105,9 +106,7 @@ export class TreeCache {
     const bytes = await this.diskUse(join(this.folder, layer.name));
     const below = fields.parent?.layers ?? [];
     const record = { dir: layer.name, parent: below[0]?.dir ?? null, source: fields.source, app: fields.app, depth: below.length + 1, bytes };
-    this.state.trees.add(record, buildId);
-    const [added] = this.state.trees.all().filter((row) => row.dir === layer.name);
-    return { layers: [added as TreeLayer, ...below], folders: [layer.tree, ...(fields.parent?.folders ?? [])] };
+    return { layers: [this.state.trees.add(record, buildId), ...below] };
   }
 
   /** Removes a layer folder that was never recorded (a failed unpack or copy). */
@@ -173,8 +172,8 @@ export class TreeCache {
     return names
       .filter((name) => {
         if (recorded.has(name)) return false;
-        const build = LAYER_DIR.exec(name)?.[2];
-        return build === undefined || !live.has(Number(build));
+        const build = buildOfFolder(name);
+        return build === null || !live.has(build);
       })
       .map((name) => join(this.folder, name));
   }

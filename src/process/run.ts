@@ -158,11 +158,12 @@ export async function runChecked(
   what: string,
   file: string,
   args: readonly string[],
-  options: { input?: string; timeoutSeconds?: number; cwd?: string } = {},
+  options: { input?: string; timeoutSeconds?: number; cwd?: string; signal?: AbortSignal } = {},
 ): Promise<void> {
   const lines: string[] = [];
   const result = await run(file, args, {
     cwd: options.cwd,
+    signal: options.signal,
     onLine: (line) => lines.push(line),
     timeoutSeconds: options.timeoutSeconds ?? 120,
     input: options.input,

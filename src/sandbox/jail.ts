@@ -80,20 +80,12 @@ export class Jail implements Confinement {
     return new Jail(options, volume?.path ?? dir, network.mode, network.netns, network.resolvConf, cgroup, volume);
   }
 
+  /** The tree kept outside the volume that the build's root stands on (bytes, 0: none): it counts against builder.limits.disk (Volume.below). */
+  standOn(bytes: number): void {
+    if (this.volume) this.volume.below = bytes;
+  }
+
   /** The limit the build ran into, as one line for the pusher, or null. */
-  /** Counts a tree kept outside the volume that the build's root stands on against builder.limits.disk (see Volume.charge). */
-  chargeDisk(bytes: number): void {
-    this.volume?.charge(bytes);
-    this.chargedBytes += bytes;
-  }
-
-  private chargedBytes = 0;
-
-  /** What chargeDisk counts now. */
-  get charged(): number {
-    return this.chargedBytes;
-  }
-
   async limitHit(): Promise<string | null> {
     const { limits } = this.options;
     const hits = (await this.cgroup?.hits()) ?? { processes: false, memory: false };
@@ -101,7 +93,8 @@ export class Jail implements Confinement {
     if (hits.processes) return `the build reached its limit of ${limits.processes} processes (builder.limits.processes): a process could not be started`;
     if (this.volume && (await this.volume.full())) {
       const why = this.volume.mib < limits.disk ? `, its share of what the workdir's disk had free beyond builder.min_free (builder.limits.disk is ${limits.disk} MiB)` : ' (builder.limits.disk)';
-      const below = this.chargedBytes > 0 ? `, the cached tree it builds on (${Math.ceil(this.chargedBytes / 1024 / 1024)} MiB) included` : '';
+      const { below: bytes } = this.volume;
+      const below = bytes > 0 ? `, the cached tree it builds on (${Math.ceil(bytes / 1024 / 1024)} MiB) included` : '';
       return `the build filled its disk: it may use ${this.volume.mib} MiB${why}${below}`;
     }
     return null;

@@ -26,11 +26,11 @@ export interface Volume {
   /** Whether the build used it up (its charged bytes counted as used). */
   full(): Promise<boolean>;
   /**
-   * Counts `bytes` kept elsewhere as used: the cached tree a build's root is
-   * an overlay of (sandbox/overlay.ts) is part of the build's tree, so the
-   * volume's room is the limit less the tree below.
+   * Bytes kept elsewhere that count as used: the cached tree a build's root
+   * is an overlay of (sandbox/overlay.ts) is part of the build's tree, so the
+   * volume's room is the limit less the tree below. 0 when there is none.
    */
-  charge(bytes: number): void;
+  below: number;
 }
 
 /** The smallest volume worth making when the host's free space, not the limit, sets its size. */
@@ -70,16 +70,14 @@ export async function openVolume(dir: string, limitMiB: number, cleanup: Cleanup
     // Busy (a process that should be gone): detach it anyway; the loop device goes when it is released.
     if (!result.ok) await must('cannot unmount the build volume', 'umount', ['--lazy', '--', path]);
   });
-  let charged = 0;
-  return {
+  const volume: Volume = {
     path,
     mib,
+    below: 0,
     full: async () => {
       const stats = await statfs(path);
-      return stats.bavail * stats.bsize - charged < FULL_BYTES || stats.ffree < FULL_INODES;
-    },
-    charge: (bytes) => {
-      charged += bytes;
+      return stats.bavail * stats.bsize - volume.below < FULL_BYTES || stats.ffree < FULL_INODES;
     },
   };
+  return volume;
 }

@@ -52,7 +52,7 @@ export class TreeLayers {
   }
 
   /** Records a complete layer; with `buildId`, claims it for that build in the same transaction (see take). */
-  add(layer: Omit<TreeLayer, 'createdAt' | 'usedAt'>, buildId?: number): void {
+  add(layer: Omit<TreeLayer, 'createdAt' | 'usedAt'>, buildId?: number): TreeLayer {
     const now = new Date().toISOString();
     this.db
       .transaction(() => {
@@ -62,6 +62,7 @@ export class TreeLayers {
         if (buildId !== undefined) this.db.prepare('UPDATE builds SET tree_layer = ? WHERE id = ?').run(layer.dir, buildId);
       })
       .immediate();
+    return { ...layer, createdAt: now, usedAt: now };
   }
 
   /**

@@ -12,11 +12,11 @@ import { mkdir, mkdtemp, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Compression, unpackTree } from '../../archive/tar.ts';
 import { joinedCommand } from '../../process/join-cgroup.ts';
-import { describeEnd, run } from '../../process/run.ts';
+import { runChecked } from '../../process/run.ts';
 import { mountOverlay } from '../../sandbox/overlay.ts';
 import { removeTree } from '../../sandbox/mounts.ts';
 import type { BuildContext } from '../context.ts';
-import { type CachedTree, MAX_LAYERS } from '../tree-cache.ts';
+import { type CachedTree, MAX_LAYERS, type NewLayer, type TreeCache } from '../tree-cache.ts';
 
 const MIB = 1024 * 1024;
 const GIB = 1024 * MIB;
@@ -24,15 +24,15 @@ const GIB = 1024 * MIB;
 /** Mounts `tree` at the build's root, with an upper layer of its own on the volume; throws (nothing mounted) when overlayfs refuses it. */
 export async function mountTree(ctx: BuildContext, tree: CachedTree): Promise<void> {
   const dir = await mkdtemp(join(ctx.jail.treeDir, 'overlay-'));
-  ctx.base = { tree, overlay: await mountOverlay(dir, tree.folders, ctx.root, ctx.cleanup) };
-  ctx.jail.chargeDisk(tree.layers.reduce((sum, layer) => sum + layer.bytes, 0));
+  ctx.base = { tree, overlay: await mountOverlay(dir, ctx.cache.foldersOf(tree), ctx.root, ctx.cleanup) };
+  ctx.jail.standOn(tree.layers.reduce((sum, layer) => sum + layer.bytes, 0));
 }
 
 /** Undoes mountTree (or a failed try of it): the root is an empty folder again. */
 export async function unmountTree(ctx: BuildContext): Promise<void> {
   await ctx.base?.overlay.unmount();
   ctx.base = null;
-  ctx.jail.chargeDisk(-ctx.jail.charged);
+  ctx.jail.standOn(0);
   await removeTree(ctx.root);
   await mkdir(ctx.root, { mode: 0o755 });
 }
@@ -75,16 +75,10 @@ export async function unpackBase(ctx: BuildContext, key: string, compression: Co
     await unpack(ctx.root);
     return;
   }
-  const layer = await ctx.cache.newLayer(ctx.app, ctx.buildId);
-  let recorded = false;
-  ctx.cleanup.defer('an unfinished tree layer', async () => {
-    if (!recorded) await ctx.cache.discard(layer);
-  });
+  const layer = await beginLayer(ctx);
   await mkdir(layer.tree, { mode: 0o755 });
   await unpack(layer.tree);
-  await syncFolder(ctx, layer.tree);
-  const tree = await ctx.cache.add(layer, { parent: null, source, app }, ctx.buildId);
-  recorded = true;
+  const tree = await layer.record({ parent: null, source, app }, ctx.buildId);
   if (!(await useTree(ctx, tree))) {
     await ctx.cache.discard(layer);
     await unpack(ctx.root);
@@ -110,11 +104,7 @@ export async function keepTree(ctx: BuildContext, packageId: string): Promise<vo
   await mustRun(ctx, 'cannot prepare the build tree for the cache', 'find', [upper, '-xdev', '-type', 's', '-delete']);
   const bytes = await ctx.cache.diskUse(upper);
   if (bytes > ctx.config.builder.cache.size * GIB || !(await roomFor(ctx, bytes))) return;
-  const layer = await ctx.cache.newLayer(ctx.app, ctx.buildId);
-  let recorded = false;
-  ctx.cleanup.defer('an unfinished tree layer', async () => {
-    if (!recorded) await ctx.cache.discard(layer);
-  });
+  const layer = await beginLayer(ctx);
   await mustRun(ctx, 'cannot copy the build tree into the cache', 'cp', [
     '-dR',
     '--preserve=mode,ownership,timestamps,links,xattr',
@@ -123,20 +113,30 @@ export async function keepTree(ctx: BuildContext, packageId: string): Promise<vo
     upper,
     layer.tree,
   ]);
-  await syncFolder(ctx, layer.tree);
-  await ctx.cache.add(layer, { parent: base.tree, source: packageId, app: ctx.app });
-  recorded = true;
+  await layer.record({ parent: base.tree, source: packageId, app: ctx.app });
 }
 
-/** A layer's data on disk before its row says it is complete: a crash must not leave a recorded layer of empty files. */
-async function syncFolder(ctx: BuildContext, folder: string): Promise<void> {
-  await mustRun(ctx, 'cannot write the tree layer to disk', 'sync', ['--file-system', '--', folder]);
+/**
+ * A new layer folder of the build; removed by the build's cleanup unless
+ * `record` (which first writes its data to disk: a crash must not leave a
+ * recorded layer of empty files) made it part of the cache.
+ */
+async function beginLayer(ctx: BuildContext): Promise<NewLayer & { record: (fields: Parameters<TreeCache['add']>[1], buildId?: number) => Promise<CachedTree> }> {
+  const layer = await ctx.cache.newLayer(ctx.app, ctx.buildId);
+  let recorded = false;
+  ctx.cleanup.defer('an unfinished tree layer', async () => {
+    if (!recorded) await ctx.cache.discard(layer);
+  });
+  const record = async (fields: Parameters<TreeCache['add']>[1], buildId?: number) => {
+    await mustRun(ctx, 'cannot write the tree layer to disk', 'sync', ['--file-system', '--', layer.tree]);
+    const tree = await ctx.cache.add(layer, fields, buildId);
+    recorded = true;
+    return tree;
+  };
+  return { ...layer, record };
 }
 
 /** A host program over the build's trees, in the build's cgroup, stopped with the build. */
 async function mustRun(ctx: BuildContext, what: string, file: string, args: string[]): Promise<void> {
-  const [command, argv] = joinedCommand(ctx.jail.cgroupProcs, file, args);
-  const lines: string[] = [];
-  const result = await run(command, argv, { signal: ctx.signal, timeoutSeconds: ctx.config.commands.timelimit, onLine: (line) => lines.push(line) });
-  if (!result.ok) throw new Error(`${what}: ${file} ${describeEnd(result)}${lines.length > 0 ? `: ${lines.slice(-3).join(' ')}` : ''}`);
+  await runChecked(what, ...joinedCommand(ctx.jail.cgroupProcs, file, args), { signal: ctx.signal, timeoutSeconds: ctx.config.commands.timelimit });
 }
