@@ -6,7 +6,8 @@ import { pipeline } from 'node:stream/promises';
 import { createReadStream } from 'node:fs';
 import { expect } from 'chai';
 import { execa } from 'execa';
-import { type Compression, packTree, unpackTree } from '../src/archive/tar.ts';
+import { type Compression, unpackTree } from '../src/archive/tar.ts';
+import { packTree } from '../src/archive/frames.ts';
 
 describe('package archives', function () {
   this.timeout(60_000);
@@ -36,7 +37,7 @@ describe('package archives', function () {
   for (const compression of ['zstd', 'gzip'] as Compression[]) {
     it(`round-trips device nodes, FIFOs, hard links, symlinks, modes, owners, xattrs and sparse files (${compression})`, async () => {
       const file = join(dir, `archive.${compression}`);
-      const { stream, done } = packTree(source, compression, 3);
+      const { stream, done } = packTree(source, { compression, level: 3 });
       await Promise.all([pipeline(stream, createWriteStream(file)), done]);
       const magic = (await execa('file', ['--brief', file], { reject: false })).stdout;
       if (magic) expect(String(magic).toLowerCase()).to.include(compression === 'zstd' ? 'zstandard' : 'gzip');
@@ -73,7 +74,7 @@ describe('package archives', function () {
   });
 
   it('loses nothing when the archive stream is read late', async () => {
-    const { stream, done } = packTree(source, 'zstd', 3);
+    const { stream, done } = packTree(source, { compression: 'zstd', level: 3 });
     await new Promise((resolve) => setTimeout(resolve, 500));
     const target = join(dir, 'out-late');
     mkdirSync(target);

@@ -123,6 +123,9 @@ describe('tree cache (fixture image)', function () {
     const third = await app.commit(stage(3));
     const x2 = await build();
     expect(x2.stdout, 'the tree of a build on a cached tree is kept too').to.include('Using the cached tree of current package');
+    // Its archive copied what the build left alone from the package before (archive/frames.ts).
+    const copied = /(\d+) of (\d+) frames copied from the package before/.exec(x2.stdout);
+    expect(Number(copied?.[1]), x2.stdout).to.be.above(0);
 
     // The same revisions again from the same parent, with the cache off: unpack, build, pack.
     expect((await world.cli('rollback', name, parent.pkg.id)).exitCode).to.equal(0);

@@ -1,12 +1,13 @@
 /**
- * Whole-system archives with GNU tar and zstd (or gzip), as streams. GNU tar
+ * Whole-system archives with GNU tar and zstd (or gzip), as streams (made in
+ * frames by archive/frames.ts, unpacked here). GNU tar
  * keeps device nodes, FIFOs, hard links, absolute symlinks, modes incl.
  * setuid/setgid, numeric owners, ACLs, xattrs (file capabilities) and sparse
  * files exactly; node-tar does not (see ARCHITECTURE.md). Argument arrays only.
  */
-import { PassThrough, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { type ResultPromise, execa } from 'execa';
+import { type Result, type ResultPromise, execa } from 'execa';
 import { joinedCommand } from '../process/join-cgroup.ts';
 
 export type Compression = 'zstd' | 'gzip';
@@ -15,62 +16,29 @@ export const EXTENSION: Record<Compression, string> = { zstd: 'tar.zst', gzip: '
 
 const TAR_COMMON = ['--numeric-owner', '--xattrs', '--xattrs-include=*', '--acls'];
 
-function compressor(compression: Compression, level: number): [string, string[]] {
-  if (compression === 'zstd') return ['zstd', ['-q', '-c', '-T0', `-${Math.min(level, 19)}`]];
-  return ['gzip', ['-c', `-${Math.min(level, 9)}`]];
-}
+/**
+ * How a package's tar stream is written (archive/frames.ts): POSIX format
+ * (xattrs need it), without the access and change times GNU tar would add to
+ * each member's pax header, so that a member's bytes depend on the file alone
+ * and a frame of an unchanged range can be reused as it is.
+ */
+export const TAR_CREATE = ['--create', '--file=-', '--format=posix', '--pax-option=delete=atime,delete=ctime', '--sparse', ...TAR_COMMON];
 
 function decompressor(compression: Compression): [string, string[]] {
   return compression === 'zstd' ? ['zstd', ['-q', '-d', '-c']] : ['gzip', ['-d', '-c']];
 }
 
-async function finished(name: string, child: ResultPromise): Promise<void> {
-  const result = await child;
+/** `result` when its program ended well; else an error with its exit and its stderr's last lines. */
+export function succeeded<T extends Result>(name: string, result: T): T {
   if (result.exitCode !== 0) {
-    const stderr = String(result.stderr ?? '').trim().split('\n').slice(-5).join('; ');
+    const stderr = Buffer.from(result.stderr as Uint8Array | string).toString().trim().split('\n').slice(-5).join('; ');
     throw new Error(`${name} exited with ${result.exitCode ?? result.signal}${stderr ? `: ${stderr}` : ''}`);
   }
+  return result;
 }
 
-/**
- * Archives the tree at `root`: `tar -c | zstd -T0`. tar writes straight into
- * the compressor through a kernel pipe (no copy through this process); the
- * compressed stream comes back here to be hashed and stored. Returns that
- * stream and a promise that settles when both programs have ended.
- */
-export function packTree(
-  root: string,
-  compression: Compression,
-  level: number,
-  signal?: AbortSignal,
-  cgroupProcs: readonly string[] = [],
-): { stream: Readable; done: Promise<void> } {
-  const [file, args] = joinedCommand(cgroupProcs, ...compressor(compression, level));
-  const zip = execa(file, args, { buffer: { stdout: false, stderr: true }, reject: false, stdin: 'pipe', cancelSignal: signal });
-  const [tarFile, tarArgs] = joinedCommand(cgroupProcs, 'tar', ['--create', '--file=-', '--sparse', '--one-file-system', ...TAR_COMMON, '--directory', root, '.']);
-  const tar = execa(tarFile, tarArgs, {
-    buffer: { stderr: true },
-    reject: false,
-    cancelSignal: signal,
-    stdin: 'ignore',
-    stdout: zip.stdin,
-  });
-  // tar holds the pipe's write end now; dropping ours lets the compressor see EOF when tar ends.
-  zip.stdin.destroy();
-  const done = Promise.all([finished('tar', tar), finished(file, zip)]).then(() => undefined);
-  // Taken at once: execa lets an unread stdout flow away, so a consumer that
-  // attaches after an await (storage.put makes its folders first) lost the
-  // archive's first bytes. The pipe keeps them, with backpressure.
-  const stream = new PassThrough();
-  zip.stdout.pipe(stream);
-  zip.stdout.on('error', (error) => stream.destroy(error));
-  // A consumer that gives up (a full disk under the storage) must not leave
-  // the compressor blocked on a pipe nobody reads: closing our end ends it
-  // (EPIPE), and tar after it.
-  stream.on('close', () => {
-    if (!zip.stdout.readableEnded) zip.stdout.destroy();
-  });
-  return { stream, done };
+async function finished(name: string, child: ResultPromise): Promise<void> {
+  succeeded(name, await child);
 }
 
 /**

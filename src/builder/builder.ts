@@ -226,7 +226,7 @@ async function runBuild(
       base: null,
     };
 
-    const stored = await withinLimits(ctx, async () => {
+    const { stored, index } = await withinLimits(ctx, async () => {
       await prepareBase(ctx); //           1. system image (or current package), system action
       if (fresh) await installInterpreter(ctx); // 2. interpreter
       await installAppPackages(ctx); //    3. app's OS packages
@@ -260,7 +260,7 @@ async function runBuild(
     };
     let made: MadeCurrent;
     try {
-      made = state.packages.addAsCurrent(pkg, request.requestedBy ?? null);
+      made = state.packages.addAsCurrent(pkg, request.requestedBy ?? null, JSON.stringify(index));
     } catch (error) {
       await storage.delete(stored.key).catch(() => undefined);
       throw error;

@@ -159,6 +159,15 @@ const MIGRATIONS: string[] = [
    );
    CREATE INDEX tree_layers_source ON tree_layers (source);
    ALTER TABLE builds ADD COLUMN tree_layer TEXT;`,
+  // 8: the frame index of a package's archive (archive/frames.ts), as JSON:
+  // the build over its cached tree copies the frames of what it left alone.
+  `CREATE TABLE package_frames (
+     app TEXT NOT NULL,
+     package TEXT NOT NULL,
+     frames TEXT NOT NULL,
+     PRIMARY KEY (app, package),
+     FOREIGN KEY (app, package) REFERENCES packages (app, id) ON DELETE CASCADE
+   );`,
 ];
 
 export function openDb(stateDir: string): Db {

@@ -95,9 +95,10 @@ export class Packages {
    * Records a built package and makes it the app's current one as a new
    * release, in one transaction. A build whose archive is byte for byte a
    * package the app has (the same id) makes that one current, its file
-   * (written again under the same key) kept.
+   * (written again under the same key) kept. `frames` is its archive's frame
+   * index (opaque here: archive/frames.ts reads it).
    */
-  addAsCurrent(pkg: Omit<PackageRecord, 'current' | 'file'>, by: string | null): MadeCurrent {
+  addAsCurrent(pkg: Omit<PackageRecord, 'current' | 'file'>, by: string | null, frames: string | null = null): MadeCurrent {
     return this.db
       .transaction(() => {
         this.db.prepare('INSERT OR IGNORE INTO apps (name, created_at) VALUES (?, ?)').run(pkg.app, pkg.createdAt);
@@ -127,9 +128,18 @@ export class Packages {
             JSON.stringify(pkg.metadata),
             pkg.buildId,
           );
+        if (frames !== null) {
+          this.db.prepare('INSERT OR REPLACE INTO package_frames (app, package, frames) VALUES (?, ?, ?)').run(pkg.app, pkg.id, frames);
+        }
         return this.releases.makeCurrent(pkg.app, pkg.id, { kind: 'build', by, build: pkg.buildId, at: pkg.createdAt });
       })
       .immediate();
+  }
+
+  /** The frame index recorded with a package's archive, if any. */
+  frames(app: string, id: string): string | null {
+    const row = this.db.prepare('SELECT frames FROM package_frames WHERE app = ? AND package = ?').get(app, id) as { frames: string } | undefined;
+    return row?.frames ?? null;
   }
 
   /**

@@ -190,7 +190,7 @@ async function buildImage(ctx: BuildContext, key: string): Promise<void> {
     await runCommands(imageCtx, 'system', 'finalize action', ctx.plan.actions.finalize, { env });
   }
   ctx.log.step('Storing the system image');
-  const stored = await storeTree(ctx, imageRoot, key, 'the system image');
+  const { stored } = await storeTree(ctx, imageRoot, key, 'the system image');
   ctx.state.images.add(key, stored.bytes);
   ctx.log.output(`stored ${key} (${formatBytes(stored.bytes)})`);
   if (ctx.cache.enabled) {

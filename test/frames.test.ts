@@ -1,0 +1,167 @@
+/**
+ * Package archives in frames (src/archive/frames.ts): a whole pack is GNU
+ * tar's `--sort=name` stream of the tree, byte for byte, in independently
+ * decompressible frames; a pack over an overlay of a packed tree copies the
+ * frames of the ranges it did not change and still gives that very stream.
+ */
+import { createReadStream, createWriteStream, chmodSync, linkSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync, appendFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { expect } from 'chai';
+import { execa } from 'execa';
+import { type FrameIndex, type PackOptions, type Packed, packTree, readFrameIndex } from '../src/archive/frames.ts';
+import { TAR_CREATE } from '../src/archive/tar.ts';
+import { listTree } from '../src/archive/tree-list.ts';
+
+const SIZES = { whole: 256 * 1024, made: 64 * 1024 };
+
+/** What GNU tar itself writes for the whole tree in archive order. */
+async function referenceTar(root: string): Promise<Buffer> {
+  const result = await execa('tar', [...TAR_CREATE, '--sort=name', '--one-file-system', '--directory', root, '.'], { encoding: 'buffer', stripFinalNewline: false, maxBuffer: 2 ** 30 });
+  return Buffer.from(result.stdout);
+}
+
+async function decompress(file: string, range?: { offset: number; bytes: number }): Promise<Buffer> {
+  const bytes = readFileSync(file);
+  const input = range ? bytes.subarray(range.offset, range.offset + range.bytes) : bytes;
+  const result = await execa('zstd', ['-q', '-d', '-c'], { input, encoding: 'buffer', stripFinalNewline: false, maxBuffer: 2 ** 30 });
+  return Buffer.from(result.stdout);
+}
+
+async function packTo(root: string, file: string, options: Partial<PackOptions> = {}): Promise<Packed> {
+  const { stream, done } = packTree(root, { compression: 'zstd', level: 3, frameBytes: SIZES, ...options });
+  const [, packed] = await Promise.all([pipeline(stream, createWriteStream(file)), done]);
+  return packed;
+}
+
+const write = (path: string, bytes: number | string) => writeFileSync(path, typeof bytes === 'number' ? randomBytes(bytes) : bytes);
+
+describe('package archives in frames', function () {
+  this.timeout(120_000);
+  let dir: string;
+  let lower: string;
+  let upper: string;
+  let merged: string;
+  let mounted = false;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'upaas-frames-'));
+    lower = join(dir, 'lower');
+    // Names whose order differs between a bytewise sort of whole paths and tar's folder by folder.
+    for (const folder of ['a', 'a.b', 'a b', 'a/b', 'a/b/deep', 'z', 'links', 'dev', 'big', 'long']) mkdirSync(join(lower, folder), { recursive: true });
+    write(join(lower, 'a/one'), 'one\n');
+    write(join(lower, 'a.b/two'), 'two\n');
+    write(join(lower, 'a b/three'), 'three\n');
+    write(join(lower, 'a/b/deep/four'), 'four\n');
+    for (let n = 0; n < 48; n++) write(join(lower, 'big', `blob-${String(n).padStart(2, '0')}`), 40 * 1024);
+    for (let n = 0; n < 8; n++) write(join(lower, 'z', `late-${n}`), 30 * 1024);
+    // A name longer than a tar header holds (a pax `path` record), and one that is not UTF-8.
+    write(join(lower, 'long', `${'x'.repeat(150)}.txt`), 'long\n');
+    writeFileSync(Buffer.from(`${lower}/a/latin-\xe9`, 'latin1'), 'latin\n');
+    // Hard-link groups whose names lie in far apart ranges.
+    write(join(lower, 'a/head'), 'shared by a and z\n');
+    linkSync(join(lower, 'a/head'), join(lower, 'z/tail'));
+    write(join(lower, 'a/first'), 'first of two\n');
+    linkSync(join(lower, 'a/first'), join(lower, 'big/blob-05-second'));
+    // A group whose first name sits among the blobs (a range nothing else changes) and whose other name is last.
+    write(join(lower, 'big/blob-12-head'), 'changed only through its other name\n');
+    linkSync(join(lower, 'big/blob-12-head'), join(lower, 'z/tail-of-blob'));
+    write(join(lower, 'links/target'), 'target\n');
+    symlinkSync('/etc/os-release', join(lower, 'links/absolute'));
+    await execa('mkfifo', [join(lower, 'dev/fifo')]);
+    await execa('mknod', [join(lower, 'dev/null'), 'c', '1', '3']);
+    write(join(lower, 'a/setuid'), '#!/bin/sh\n');
+    chmodSync(join(lower, 'a/setuid'), 0o4755);
+    await execa('setfattr', ['-n', 'user.upaas', '-v', 'kept', join(lower, 'a/setuid')]).catch(async () =>
+      execa('python3', ['-c', 'import os,sys; os.setxattr(sys.argv[1], "user.upaas", b"kept")', join(lower, 'a/setuid')]),
+    );
+    upper = join(dir, 'upper');
+    merged = join(dir, 'merged');
+    for (const folder of [upper, join(dir, 'work'), merged]) mkdirSync(folder);
+  });
+
+  after(async () => {
+    if (mounted) await execa('umount', [merged]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('packs a whole tree as tar --sort=name writes it, in frames that each decompress alone', async () => {
+    const file = join(dir, 'whole.tar.zst');
+    const { index, reused } = await packTo(lower, file);
+    expect(reused).to.equal(0);
+    expect(index.frames.length, 'frames').to.be.above(3);
+    expect((await decompress(file)).equals(await referenceTar(lower)), 'the same bytes as tar --sort=name').to.equal(true);
+    let raw = 0;
+    for (const frame of index.frames) {
+      const alone = await decompress(file, frame);
+      expect(alone.length).to.equal(frame.raw);
+      raw += alone.length;
+    }
+    expect(raw % 512).to.equal(0);
+    expect(readFrameIndex(JSON.stringify(index))).to.deep.equal(index);
+    expect(readFrameIndex('{"version":2}')).to.equal(null);
+  });
+
+  it('copies the frames of what an overlay left alone and gives the stream a whole pack of it gives', async () => {
+    const before = join(dir, 'before.tar.zst');
+    const { index } = await packTo(lower, before);
+    await execa('mount', ['-t', 'overlay', '-o', `lowerdir=${lower},upperdir=${upper},workdir=${join(dir, 'work')},index=on,redirect_dir=off,metacopy=off,xino=auto`, 'overlay', merged]);
+    mounted = true;
+    // Changes in a few ranges: data, a new file, a removed one, a mode, a folder renamed (copied: redirect_dir=off).
+    appendFileSync(join(merged, 'a/one'), 'more\n');
+    write(join(merged, 'a/b/new'), 'new\n');
+    unlinkSync(join(merged, 'a.b/two'));
+    chmodSync(join(merged, 'a b/three'), 0o600);
+    await execa('mv', [join(merged, 'a/b/deep'), join(merged, 'a/b/moved')]);
+    // Through the later name of a group: the data belongs to the first name's member, in another range.
+    appendFileSync(join(merged, 'z/tail'), 'changed through the tail\n');
+    appendFileSync(join(merged, 'z/tail-of-blob'), 'and this one too\n');
+    // The first name of a group goes: its other name, in a range untouched by name, becomes the file.
+    unlinkSync(join(merged, 'a/first'));
+    const changed = (await listTree(upper)).map((entry) => entry.key);
+    const file = join(dir, 'after.tar.zst');
+    const packed = await packTo(merged, file, { reuse: { index, changed, archive: async () => createReadStream(before) } });
+    const reference = await referenceTar(merged);
+    expect((await decompress(file)).equals(reference), 'the same bytes as tar --sort=name of the merged tree').to.equal(true);
+    expect(packed.reused, 'frames copied').to.be.above(0);
+    expect(packed.reused, 'frames copied').to.be.below(packed.index.frames.length);
+    const listing = String((await execa('tar', ['-tvf', '-'], { input: reference })).stdout);
+    expect(listing).to.match(/^-\S+ \S+ +\d+ .* \.\/big\/blob-05-second$/m);
+    expect(listing).not.to.match(/second link to/);
+
+    // A pack with nothing changed but the root copies every other frame.
+    const again = join(dir, 'again.tar.zst');
+    const unchanged = await packTo(merged, again, { reuse: { index: packed.index, changed: [Buffer.from('.')], archive: async () => createReadStream(file) } });
+    expect(unchanged.reused).to.equal(unchanged.index.frames.length - 1);
+    expect((await decompress(again)).equals(reference)).to.equal(true);
+  });
+
+  it('fails when the package before fails its check, and when a frame index does not fit the archive', async () => {
+    const before = join(dir, 'check.tar.zst');
+    const { index } = await packTo(lower, before);
+    // A stream that errors at its end, as storage's check of a hash does.
+    const failing = async (): Promise<Readable> => {
+      const bytes = readFileSync(before);
+      let sent = false;
+      return new Readable({
+        read() {
+          if (sent) this.destroy(new Error('checksum mismatch'));
+          else this.push(bytes.subarray(0, bytes.length - 1));
+          sent = true;
+        },
+      });
+    };
+    let error = null as Error | null;
+    await packTo(lower, join(dir, 'bad.tar.zst'), { reuse: { index, changed: [Buffer.from('.')], archive: failing } }).catch((caught: Error) => (error = caught));
+    expect(error?.message).to.include('checksum mismatch');
+    const shifted: FrameIndex = { ...index, frames: index.frames.map((frame) => ({ ...frame, offset: frame.offset + 7 })) };
+    error = null;
+    await packTo(lower, join(dir, 'bad2.tar.zst'), { reuse: { index: shifted, changed: [Buffer.from('.')], archive: async () => createReadStream(before) } }).catch(
+      (caught: Error) => (error = caught),
+    );
+    expect(error, 'a frame copied from the wrong place is caught by the check of its bytes').to.not.equal(null);
+  });
+});
