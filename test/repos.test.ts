@@ -12,7 +12,7 @@ import { execa } from 'execa';
 import { parseConfig } from '../src/config/config.ts';
 import { createRepository, deleteRepository, sweepDeletions } from '../src/core/repos.ts';
 import type { Services } from '../src/core/services.ts';
-import { repoNameFrom, resolveRevision } from '../src/git/repos.ts';
+import { readFileAt, repoNameFrom, resolveRevision } from '../src/git/repos.ts';
 import { State } from '../src/state/state.ts';
 import { LocalStorage } from '../src/storage/local.ts';
 
@@ -134,5 +134,15 @@ describe('repo operations (core)', function () {
     );
     await execa('git', ['--git-dir', bare, 'update-ref', 'refs/heads/main', commit]);
     expect(await resolveRevision(bare, 'refs/heads/main')).to.equal(commit);
+  });
+
+  it("reads a file at a revision byte for byte: its last newline too", async () => {
+    const bare = join(dir, 'bytes.git');
+    await execa('git', ['init', '--quiet', '--bare', bare]);
+    const env = { GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@x', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@x' };
+    const blob = String((await execa('git', ['--git-dir', bare, 'hash-object', '-w', '--stdin'], { input: 'a: 1\n\n' })).stdout);
+    const tree = String((await execa('git', ['--git-dir', bare, 'mktree'], { input: `100644 blob ${blob}\t.upaas.yml\n` })).stdout);
+    const commit = String((await execa('git', ['--git-dir', bare, 'commit-tree', '-m', 'x', tree], { env })).stdout);
+    expect((await readFileAt(bare, commit, '.upaas.yml'))?.toString()).to.equal('a: 1\n\n');
   });
 });

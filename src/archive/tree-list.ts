@@ -45,7 +45,7 @@ export function archiveName(path: Buffer): Buffer {
  */
 export async function listTree(root: string, signal?: AbortSignal, cgroupProcs: readonly string[] = []): Promise<TreeEntry[]> {
   const [file, args] = joinedCommand(cgroupProcs, 'find', [root, '-xdev', '-printf', '%y %D:%i %n %s %P\\0']);
-  const result = await execa(file, args, { encoding: 'buffer', maxBuffer: 2 ** 30, reject: false, cancelSignal: signal, stdin: 'ignore' });
+  const result = await execa(file, args, { encoding: 'buffer', stripFinalNewline: false, maxBuffer: 2 ** 30, reject: false, cancelSignal: signal, stdin: 'ignore' });
   if (result.exitCode !== 0) {
     throw new Error(`find exited with ${result.exitCode ?? result.signal}: ${Buffer.from(result.stderr).toString().trim().split('\n').slice(-3).join('; ')}`);
   }

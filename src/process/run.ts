@@ -132,7 +132,8 @@ export async function captureBytes(
   args: readonly string[],
   options: { cwd?: string; env?: Record<string, string>; maxBytes?: number } = {},
 ): Promise<Buffer> {
-  const result = await execa(file, args, { cwd: options.cwd, env: options.env, reject: false, encoding: 'buffer', maxBuffer: options.maxBytes });
+  // Bytes as they came: execa would strip a last newline of binary output too.
+  const result = await execa(file, args, { cwd: options.cwd, env: options.env, reject: false, encoding: 'buffer', stripFinalNewline: false, maxBuffer: options.maxBytes });
   if (options.maxBytes !== undefined && result.isMaxBuffer) return Buffer.from(result.stdout).subarray(0, options.maxBytes);
   if (result.exitCode !== 0) {
     const detail = Buffer.from(result.stderr).toString('utf8').trim();
@@ -141,13 +142,13 @@ export async function captureBytes(
   return Buffer.from(result.stdout);
 }
 
-/** Like captureBytes, as text. */
+/** Like captureBytes, as text without its last line end. */
 export async function capture(
   file: string,
   args: readonly string[],
   options: { cwd?: string; env?: Record<string, string> } = {},
 ): Promise<string> {
-  return (await captureBytes(file, args, options)).toString('utf8');
+  return (await captureBytes(file, args, options)).toString('utf8').replace(/\r?\n$/, '');
 }
 
 /**
