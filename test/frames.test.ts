@@ -134,7 +134,12 @@ describe('package archives in frames', function () {
 
     // A pack with nothing changed but the root copies every other frame.
     const again = join(dir, 'again.tar.zst');
-    const unchanged = await packTo(merged, again, { reuse: { index: packed.index, changed: [Buffer.from('.')], archive: async () => createReadStream(file) } });
+    // The package before opens late (storage makes its stream after an await): tar's first bytes wait meanwhile.
+    const late = async () => {
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      return createReadStream(file);
+    };
+    const unchanged = await packTo(merged, again, { reuse: { index: packed.index, changed: [Buffer.from('.')], archive: late } });
     expect(unchanged.reused).to.equal(unchanged.index.frames.length - 1);
     expect((await decompress(again)).equals(reference)).to.equal(true);
   });

@@ -114,6 +114,7 @@ describe('tree cache (fixture image)', function () {
   it('builds on a cached tree give the same packages, entry for entry, as unpacking, and no whiteout reaches a package', async () => {
     await app.commit(stage(1));
     const parent = await build();
+    expect(parent.stdout, 'a fresh build reads the frames of the system image').to.match(/\d+ of \d+ frames copied from the archive before/);
     const second = await app.commit(stage(2));
     const x = await build();
     expect(x.stdout).to.include('Using the cached tree of current package');
@@ -124,7 +125,7 @@ describe('tree cache (fixture image)', function () {
     const x2 = await build();
     expect(x2.stdout, 'the tree of a build on a cached tree is kept too').to.include('Using the cached tree of current package');
     // Its archive copied what the build left alone from the package before (archive/frames.ts).
-    const copied = /(\d+) of (\d+) frames copied from the package before/.exec(x2.stdout);
+    const copied = /(\d+) of (\d+) frames copied from the archive before/.exec(x2.stdout);
     expect(Number(copied?.[1]), x2.stdout).to.be.above(0);
 
     // The same revisions again from the same parent, with the cache off: unpack, build, pack.

@@ -5,7 +5,7 @@
  * member boundaries needs: the member's name (pax `path`, or the header's
  * prefix and name) and its size.
  */
-import type { Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 
 const BLOCK = 512;
 
@@ -21,7 +21,15 @@ export class ByteReader {
   position = 0;
 
   constructor(stream: Readable) {
-    this.source = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+    // Taken at once, through a pipe that keeps its bytes (with back-pressure):
+    // an async iterator attaches only at its first read, and execa lets an
+    // unread stdout flow away meanwhile.
+    const kept = new PassThrough();
+    stream.on('error', (error) => kept.destroy(error));
+    // Its error reaches the reader at its next read (the iterator reports it).
+    kept.on('error', () => undefined);
+    stream.pipe(kept);
+    this.source = kept[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   }
 
   /** Exactly `bytes` bytes, as one buffer. */

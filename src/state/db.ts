@@ -159,9 +159,10 @@ const MIGRATIONS: string[] = [
    );
    CREATE INDEX tree_layers_source ON tree_layers (source);
    ALTER TABLE builds ADD COLUMN tree_layer TEXT;`,
-  // 8: the frame index of a package's archive (archive/frames.ts), as JSON:
-  // the build over its cached tree copies the frames of what it left alone.
-  `CREATE TABLE package_frames (
+  // 8: the frame index of a package's (an image's) archive (archive/frames.ts),
+  // as JSON: a build over its cached tree copies the frames of what it left alone.
+  `ALTER TABLE images ADD COLUMN frames TEXT;
+   CREATE TABLE package_frames (
      app TEXT NOT NULL,
      package TEXT NOT NULL,
      frames TEXT NOT NULL,

@@ -10,11 +10,20 @@ export interface ImageRecord {
 export class Images {
   constructor(private readonly db: Db) {}
 
-  /** Records a stored image (again, when it was rebuilt under the same key). */
-  add(key: string, bytes: number): void {
+  /** Records a stored image (again, when it was rebuilt under the same key), with its archive's frame index (opaque here). */
+  add(key: string, bytes: number, frames: string | null = null): void {
     this.db
-      .prepare('INSERT INTO images (key, bytes, created_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET bytes = excluded.bytes, created_at = excluded.created_at')
-      .run(key, bytes, new Date().toISOString());
+      .prepare(
+        `INSERT INTO images (key, bytes, created_at, frames) VALUES (?, ?, ?, ?)
+         ON CONFLICT (key) DO UPDATE SET bytes = excluded.bytes, created_at = excluded.created_at, frames = excluded.frames`,
+      )
+      .run(key, bytes, new Date().toISOString(), frames);
+  }
+
+  /** The frame index recorded with an image's archive, if any. */
+  frames(key: string): string | null {
+    const row = this.db.prepare('SELECT frames FROM images WHERE key = ?').get(key) as { frames: string | null } | undefined;
+    return row?.frames ?? null;
   }
 
   list(): ImageRecord[] {

@@ -1,17 +1,18 @@
 /**
  * Step 6 - Package archive. The tree goes through tar and the compressor in
  * frames (archive/frames.ts) straight into the storage handler, which hashes
- * it in the same pass; the SHA-256 is the package id. A build over the cached
- * tree of the current package copies the frames of what it did not change
- * from that package's archive.
+ * it in the same pass; the SHA-256 is the package id. A build over a cached
+ * tree (the current package's, or the system image's) copies the frames of
+ * what it did not change from the archive that tree came from.
  */
-import { EXTENSION } from '../../archive/tar.ts';
+import { EXTENSION, compressionOf } from '../../archive/tar.ts';
 import { type FrameIndex, type Packed, type Reuse, packTree, readFrameIndex } from '../../archive/frames.ts';
 import { listTree } from '../../archive/tree-list.ts';
 import { serverLog } from '../../process/server-log.ts';
 import type { KeyFor, StoredObject } from '../../storage/handler.ts';
 import type { BuildContext } from '../context.ts';
 import { systemError } from '../errors.ts';
+import { imageKey } from './image.ts';
 
 export interface Archived {
   stored: StoredObject;
@@ -29,23 +30,33 @@ export async function archivePackage(ctx: BuildContext): Promise<Archived> {
   } catch (error) {
     // The frames before were no help (a package file that fails its hash, say): the whole tree, as without them.
     if (ctx.signal?.aborted || (await ctx.jail.limitHit())) throw error;
-    serverLog(`build ${ctx.buildId} of ${ctx.app}: the frames of package ${ctx.current?.id.slice(0, 12)} were not reused: ${(error as Error).message}`);
+    serverLog(`build ${ctx.buildId} of ${ctx.app}: the frames of the archive before were not reused: ${(error as Error).message}`);
     return storeTree(ctx, ctx.root, key, 'the package archive');
   }
 }
 
 /**
- * What the archive can reuse: the frames of the current package when the
- * root is an overlay of its cached tree and its archive (same compression)
- * has a frame index; the names the build changed are its upper layer's.
+ * What the archive can reuse: the frames of the archive the root's cached
+ * tree came from (the current package's, or for a fresh build the system
+ * image's) when that archive has a frame index in the same compression; the
+ * names the build changed are its upper layer's.
  */
 async function reusable(ctx: BuildContext): Promise<Reuse | undefined> {
   const { current, base } = ctx;
-  if (!current || !base || !current.file || base.tree.layers[0]?.source !== current.id) return undefined;
-  const index = readFrameIndex(ctx.state.packages.frames(ctx.app, current.id));
-  if (!index || index.compression !== ctx.config.builder.compression || index.compression !== current.compression) return undefined;
+  const top = base?.tree.layers[0];
+  if (!base || !top) return undefined;
+  const { compression } = ctx.config.builder;
+  let found: { text: string | null; key: string; compression: string } | null = null;
+  if (top.app === null) {
+    // The image's tree is named by its file's hash: the frames are those of the image stored now if it is that file.
+    const key = imageKey(ctx.config);
+    if ((await ctx.storage.stat(key))?.sha256 === top.source) found = { text: ctx.state.images.frames(key), key, compression: compressionOf(key) };
+  }  else if (current?.file && top.source === current.id) found = { text: ctx.state.packages.frames(ctx.app, current.id), key: current.storageKey, compression: current.compression };
+  const index = readFrameIndex(found?.text ?? null);
+  if (!found || !index || index.compression !== compression || found.compression !== compression) return undefined;
   const changed = (await listTree(base.overlay.upper, ctx.signal, ctx.jail.cgroupProcs)).map((entry) => entry.key);
-  return { index, changed, archive: () => ctx.storage.get(current.storageKey) };
+  const key = found.key;
+  return { index, changed, archive: () => ctx.storage.get(key) };
 }
 
 /**
@@ -67,4 +78,4 @@ export async function storeTree(ctx: BuildContext, root: string, key: KeyFor, wh
   throw systemError(`cannot create or store ${what}: ${reason.message}`, { cause: reason });
 }
 
-const reusedLine = ({ index, reused }: Packed): string => `${reused} of ${index.frames.length} frames copied from the package before`;
+const reusedLine = ({ index, reused }: Packed): string => `${reused} of ${index.frames.length} frames copied from the archive before`;

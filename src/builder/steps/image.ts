@@ -190,8 +190,8 @@ async function buildImage(ctx: BuildContext, key: string): Promise<void> {
     await runCommands(imageCtx, 'system', 'finalize action', ctx.plan.actions.finalize, { env });
   }
   ctx.log.step('Storing the system image');
-  const { stored } = await storeTree(ctx, imageRoot, key, 'the system image');
-  ctx.state.images.add(key, stored.bytes);
+  const { stored, index } = await storeTree(ctx, imageRoot, key, 'the system image');
+  ctx.state.images.add(key, stored.bytes, JSON.stringify(index));
   ctx.log.output(`stored ${key} (${formatBytes(stored.bytes)})`);
   if (ctx.cache.enabled) {
     // The stored image becomes its cached tree, which this build's root is an overlay of like any later
