@@ -22,7 +22,7 @@ describe('state', () => {
   it('migrates once and reopens', () => {
     State.open(dir).close();
     const state = State.open(dir);
-    expect(state.db.pragma('user_version', { simple: true })).to.equal(7);
+    expect(state.db.pragma('user_version', { simple: true })).to.equal(8);
     expect(statSync(dir).mode & 0o777, 'the state folder is root-only').to.equal(0o700);
     state.close();
   });

@@ -43,7 +43,7 @@ interface FrameSizes {
   whole: number;
   made: number;
 }
-const RECORD = 20 * 512;
+/** tar's end: two zero blocks (the padding of its last record is left out: readers stop at these). */
 const END_BLOCKS = 2 * 512;
 
 export interface Frame {
@@ -100,6 +100,8 @@ interface Piece {
 }
 
 const EMPTY = Buffer.alloc(0);
+/** The longest name (bytes, relative to the root) tar can open as given: under the kernel's PATH_MAX (4096). */
+const PATH_MAX = 4000;
 const MAGIC: Record<Compression, Buffer> = { zstd: Buffer.from([0x28, 0xb5, 0x2f, 0xfd]), gzip: Buffer.from([0x1f, 0x8b]) };
 
 /**
@@ -108,7 +110,8 @@ const MAGIC: Record<Compression, Buffer> = { zstd: Buffer.from([0x28, 0xb5, 0x2f
  * programs and errors the stream.
  */
 export function packTree(root: string, options: PackOptions): { stream: Readable; done: Promise<Packed> } {
-  const stream = new PassThrough();
+  // Room for a few frames: the storage's writes and the reads of the archive before overlap.
+  const stream = new PassThrough({ highWaterMark: 8 * 2 ** 20 });
   const stop = new AbortController();
   const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
   // A consumer that gives up (a full disk under the storage) ends the programs too.
@@ -136,6 +139,10 @@ async function pack(root: string, options: PackOptions & { signal: AbortSignal }
   const heads = linkHeads(entries);
   const pieces = plan(entries, heads, reuse, sizes);
   const made = pieces.filter((piece) => piece.copy === null).flatMap((piece) => piece.entries.map((entry) => entry.name));
+  // Nothing copied: tar walks the tree itself (its own order is the archive's), which also takes what lies
+  // deeper than PATH_MAX; a list names each file whole, so a reuse with such a name packs the whole tree.
+  const whole = made.length === entries.length;
+  if (!whole && made.some((name) => name.length >= PATH_MAX)) throw new Error('a name is too long to be given to tar in a list');
 
   let written = 0;
   const emit = async (bytes: Buffer): Promise<void> => {
@@ -145,7 +152,7 @@ async function pack(root: string, options: PackOptions & { signal: AbortSignal }
     await write(out, bytes, signal);
   };
   const compressors = new Compressors(options, emit, () => written);
-  const tar = made.length > 0 ? startTar(root, made, signal, procs) : null;
+  const tar = made.length > 0 ? startTar(root, whole ? null : made, signal, procs) : null;
   const members = tar ? new ByteReader(tar.stdout as Readable) : null;
   const archive = reuse ? await reuse.archive() : null;
   const before = archive ? new ByteReader(archive) : null;
@@ -186,12 +193,12 @@ async function pack(root: string, options: PackOptions & { signal: AbortSignal }
     }
     await members?.drain();
     if (tar) succeeded('tar', await tar);
-    const end = { offset: 0, bytes: 0, raw: 0, from: '', names: '' };
-    const last = await compressors.open(end, false);
-    await last.write(Buffer.alloc(Math.ceil((raw + END_BLOCKS) / RECORD) * RECORD - raw));
-    await last.close();
     await compressors.flush();
-    return { index: { version: 1, compression: options.compression, frames, end: { offset: end.offset, bytes: end.bytes } }, reused: pieces.filter((piece) => piece.copy).length };
+    const end = { offset: written, bytes: 0 };
+    const last = await endFrame(options.compression, options.level, signal, procs);
+    end.bytes = last.length;
+    await emit(last);
+    return { index: { version: 1, compression: options.compression, frames, end }, reused: pieces.filter((piece) => piece.copy).length };
   } finally {
     compressors.abandon();
     archive?.destroy();
@@ -231,9 +238,15 @@ function plan(entries: TreeEntry[], heads: Map<string, Buffer>, reuse: Reuse | u
     if (!range.dirty) continue;
     for (const entry of range.entries) if (entry.inode) (ranges[headRange.get(entry.inode) as number] as (typeof ranges)[number]).dirty = true;
   }
-  const pieces = ranges.flatMap((range, at): Piece[] =>
-    range.dirty ? split(bounds[at] as Buffer, range.entries, sizes.made, sizes.made) : [{ from: bounds[at] as Buffer, entries: range.entries, copy: range.frame }],
-  );
+  // A range mostly made or changed by the build (an interpreter installed over the image) is cut coarsely like
+  // a whole tree; one with a few changes finely, so that the next build copies the rest of it.
+  const changedNames = new Set(reuse.changed.map((key) => key.toString('latin1')));
+  const pieces = ranges.flatMap((range, at): Piece[] => {
+    if (!range.dirty) return [{ from: bounds[at] as Buffer, entries: range.entries, copy: range.frame }];
+    const total = range.entries.reduce((sum, entry) => sum + entry.bytes, 0);
+    const changed = range.entries.reduce((sum, entry) => sum + (changedNames.has(entry.key.toString('latin1')) ? entry.bytes : 0), 0);
+    return split(bounds[at] as Buffer, range.entries, changed * 2 > total ? sizes.whole : sizes.made, sizes.made);
+  });
   const [first] = pieces;
   // The first frame covers everything before the second, whatever its first name.
   if (first) first.from = EMPTY;
@@ -283,14 +296,17 @@ function namesHash(range: TreeEntry[], heads: Map<string, Buffer>): string {
 }
 
 /**
- * tar of `names` (in that order, no recursion) from `root` (named before the
- * list: tar's -C applies to the names after it), writing 64 KiB at a time
- * (its end padding, which that changes, is not used: the last frame has its own).
+ * tar from `root` of `names` (in that order, no recursion; -C comes first: it
+ * applies to the names after it), or of the whole tree in `--sort=name`
+ * order, writing 64 KiB at a time (its end padding, which that changes, is
+ * not used: the last frame has its own).
  */
-function startTar(root: string, names: Buffer[], signal: AbortSignal, procs: readonly string[]): ResultPromise {
-  const list = Buffer.concat(names.flatMap((name) => [name, NUL]));
-  const [file, args] = joinedCommand(procs, 'tar', [...TAR_CREATE, '--blocking-factor=128', '--directory', root, '--no-recursion', '--null', '--verbatim-files-from', '--files-from=-']);
-  return execa(file, args, { input: list, buffer: { stdout: false, stderr: true }, reject: false, cancelSignal: signal });
+function startTar(root: string, names: Buffer[] | null, signal: AbortSignal, procs: readonly string[]): ResultPromise {
+  const what = names === null ? ['--sort=name', '--one-file-system', '.'] : ['--no-recursion', '--null', '--verbatim-files-from', '--files-from=-'];
+  const [file, args] = joinedCommand(procs, 'tar', [...TAR_CREATE, '--blocking-factor=128', '--directory', root, ...what]);
+  const options = { buffer: { stdout: false, stderr: true }, reject: false, cancelSignal: signal } as const;
+  if (names === null) return execa(file, args, { ...options, stdin: 'ignore' });
+  return execa(file, args, { ...options, input: Buffer.concat(names.flatMap((name) => [name, NUL])) });
 }
 
 /** Writes `bytes` to `into`, waiting while its buffer is full; fails when it closes or `signal` stops. */
@@ -401,9 +417,7 @@ class Compressors {
 
   private start(held: boolean): ResultPromise {
     const { compression, level, signal } = this.options;
-    const argv: [string, string[]] =
-      compression === 'zstd' ? ['zstd', ['-q', '-c', held ? '-T1' : '-T0', `-${Math.min(level, 19)}`]] : ['gzip', ['-c', `-${Math.min(level, 9)}`]];
-    const [file, args] = joinedCommand(this.options.cgroupProcs ?? [], ...argv);
+    const [file, args] = joinedCommand(this.options.cgroupProcs ?? [], ...compressor(compression, level, !held));
     const child = execa(file, args, {
       encoding: 'buffer',
       // A frame is bytes: one that ends in 0x0a must keep it.
@@ -440,4 +454,23 @@ export function readFrameIndex(text: string | null): FrameIndex | null {
     next = frame.offset + frame.bytes;
   }
   return isCount(index.end?.offset) && isCount(index.end.bytes) && index.end.offset >= next ? index : null;
+}
+
+/** The compressor of one frame: zstd on one thread or all, or gzip. */
+function compressor(compression: Compression, level: number, allThreads: boolean): [string, string[]] {
+  return compression === 'zstd' ? ['zstd', ['-q', '-c', allThreads ? '-T0' : '-T1', `-${Math.min(level, 19)}`]] : ['gzip', ['-c', `-${Math.min(level, 9)}`]];
+}
+
+const endFrames = new Map<string, Buffer>();
+
+/** The last frame: tar's end blocks, compressed once per compression and level in this process. */
+async function endFrame(compression: Compression, level: number, signal: AbortSignal, procs: readonly string[]): Promise<Buffer> {
+  const key = `${compression}-${level}`;
+  const known = endFrames.get(key);
+  if (known) return known;
+  const [file, args] = joinedCommand(procs, ...compressor(compression, level, false));
+  const result = await execa(file, args, { input: Buffer.alloc(END_BLOCKS), encoding: 'buffer', stripFinalNewline: false, reject: false, cancelSignal: signal });
+  const bytes = Buffer.from(succeeded('the compressor', result).stdout);
+  endFrames.set(key, bytes);
+  return bytes;
 }

@@ -24,7 +24,7 @@ export class ByteReader {
     // Taken at once, through a pipe that keeps its bytes (with back-pressure):
     // an async iterator attaches only at its first read, and execa lets an
     // unread stdout flow away meanwhile.
-    const kept = new PassThrough();
+    const kept = new PassThrough({ highWaterMark: 2 ** 20 });
     stream.on('error', (error) => kept.destroy(error));
     // Its error reaches the reader at its next read (the iterator reports it).
     kept.on('error', () => undefined);
