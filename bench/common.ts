@@ -4,7 +4,8 @@
  * step lines (where a build's time goes), the `tar | zstd` baseline of a
  * package's tree, and what the tree cache takes on disk and in the page cache.
  */
-import { copyFileSync, cpSync, existsSync, linkSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, linkSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { State } from '../src/state/state.ts';
 import { dirname, join } from 'node:path';
 import { type Options, execa } from 'execa';
 import { imageKey } from '../src/builder/steps/image.ts';
@@ -228,19 +229,31 @@ export async function exampleApp(world: World, name: string): Promise<void> {
   await app.commit({}, 'example app');
 }
 
+/** Beside the shared image: its frame index, as the server that made it recorded it (archive/frames.ts). */
+const framesFile = (key: string) => join(IMAGE_STORAGE, `${key}.frames.json`);
+
 /**
  * Makes sure the shared storage holds the image of `config` (the shipped
- * one): when it does not, one build in a throw-away world with that storage
- * makes it (debootstrap; minutes). Returns the milliseconds that took, or null.
+ * one) and its frame index: when it does not, one build in a throw-away world
+ * with that storage makes it (debootstrap; minutes). Returns the milliseconds
+ * that took, or null.
  */
 export async function ensureImage(config: Record<string, unknown>): Promise<number | null> {
   const key = imageKeyOf(config);
-  if (existsSync(join(IMAGE_STORAGE, key)) && existsSync(join(IMAGE_STORAGE, `${key}.sha256`))) return null;
+  if ([key, `${key}.sha256`].every((name) => existsSync(join(IMAGE_STORAGE, name))) && existsSync(framesFile(key))) return null;
   mkdirSync(IMAGE_STORAGE, { recursive: true });
   const world = new World({}, merge(config, { storage: { settings: { dir: IMAGE_STORAGE } } }));
   try {
     await exampleApp(world, 'bench-image');
+    // Made again: an image from before frames has no index to give the worlds.
+    rmSync(join(IMAGE_STORAGE, key), { force: true });
     const run = check(await timedRun('node', [BIN, '-c', world.configFile, 'build', 'bench-image'], { cwd: world.dir }), 'the image build', 'is now current');
+    const state = State.open(join(world.dir, 'state'));
+    try {
+      writeFileSync(framesFile(key), state.images.frames(key) ?? '');
+    } finally {
+      state.close();
+    }
     return run.ms;
   } finally {
     world.remove();
@@ -266,5 +279,13 @@ export function linkImage(world: World, config: Record<string, unknown>): void {
       if ((error as NodeJS.ErrnoException).code !== 'EXDEV') throw error;
       copyFileSync(join(IMAGE_STORAGE, name), target);
     }
+  }
+  // The world's server knows the image as the one that made it does: with its frame index.
+  const frames = readFileSync(framesFile(key), 'utf8');
+  const state = State.open(join(world.dir, 'state'));
+  try {
+    state.images.add(key, statSync(join(IMAGE_STORAGE, key)).size, frames === '' ? null : frames);
+  } finally {
+    state.close();
   }
 }
