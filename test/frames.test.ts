@@ -47,6 +47,20 @@ async function packTo(root: string, file: string, options: Partial<PackOptions> 
 
 const write = (path: string, bytes: number | string) => writeFileSync(path, typeof bytes === 'number' ? randomBytes(bytes) : bytes);
 
+/** Runs `use` on an overlay (index=on, as builds mount them) over `lower`, with its merged folder and its upper layer; unmounted after. */
+async function withOverlay(lower: string, use: (merged: string, upper: string) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'upaas-frames-overlay-'));
+  const [upper, work, merged] = ['upper', 'work', 'merged'].map((name) => join(dir, name)) as [string, string, string];
+  for (const folder of [upper, work, merged]) mkdirSync(folder);
+  await execa('mount', ['-t', 'overlay', '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work},index=on,redirect_dir=off,metacopy=off,xino=auto`, 'overlay', merged]);
+  try {
+    await use(merged, upper);
+  } finally {
+    await execa('umount', [merged]);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 describe('package archives in frames', function () {
   this.timeout(120_000);
   let dir: string;
@@ -151,6 +165,41 @@ describe('package archives in frames', function () {
     const unchanged = await packTo(merged, again, { reuse: { index: packed.index, changed: [Buffer.from('.')], archive: late } });
     expect(unchanged.reused).to.equal(unchanged.index.frames.length - 1);
     expect((await decompress(again)).equals(reference)).to.equal(true);
+  });
+
+  it('remakes every range of a hard-link group changed through its first name (the later names are link members with its mode, owner and time)', async () => {
+    const base = join(dir, 'head-lower');
+    mkdirSync(join(base, 'a'), { recursive: true });
+    mkdirSync(join(base, 'z'));
+    write(join(base, 'a/head'), 'shared\n');
+    linkSync(join(base, 'a/head'), join(base, 'z/tail'));
+    // Ranges between the two names that nothing changes.
+    for (let n = 0; n < 24; n++) write(join(base, `m-${String(n).padStart(2, '0')}`), 40 * 1024);
+    const before = join(dir, 'head-before.tar.zst');
+    const { index } = await packTo(base, before);
+    for (const change of [(m: string) => chmodSync(join(m, 'a/head'), 0o4711), (m: string) => appendFileSync(join(m, 'a/head'), 'more\n')]) {
+      await withOverlay(base, async (over, top) => {
+        change(over);
+        const changed = (await listTree(top)).map((entry) => entry.key);
+        const file = join(dir, 'head-after.tar.zst');
+        const packed = await packTo(over, file, { reuse: { index, changed, archive: async () => createReadStream(before) } });
+        expect(packed.reused, 'frames copied').to.be.above(0);
+        expect((await decompress(file)).equals(await referenceTar(over)), 'the same bytes as tar --sort=name of the merged tree').to.equal(true);
+      });
+    }
+  });
+
+  it('writes a sparse file the same way in every pack (tar names its member after its own PID)', async () => {
+    const base = join(dir, 'sparse-lower');
+    mkdirSync(base);
+    await execa('truncate', ['-s', '8M', join(base, 'sparse')]);
+    await execa('dd', ['if=/dev/urandom', `of=${join(base, 'sparse')}`, 'bs=4096', 'count=1', 'seek=100', 'conv=notrunc'], { stderr: 'ignore' });
+    const [one, two] = [join(dir, 'sparse-1.tar.zst'), join(dir, 'sparse-2.tar.zst')];
+    await packTo(base, one);
+    await packTo(base, two);
+    const [first, second] = [await decompress(one), await decompress(two)];
+    expect(first.includes(Buffer.from('GNUSparseFile')), 'stored as a sparse member').to.equal(true);
+    expect(first.equals(second), 'two packs of one tree').to.equal(true);
   });
 
   it('fails when the package before fails its check, and when a frame index does not fit the archive', async () => {

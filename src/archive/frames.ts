@@ -17,9 +17,11 @@
  * bytes it had (the files below are the package's, read-only), so its frame
  * is copied from the package before; only the other ranges go through tar
  * and the compressor. Hard links are the one thing that crosses ranges: tar
- * stores a later name of a file as a link to the first, so the range of a
- * group's first name is made again with any range that holds another name
- * of the group. Whatever reads the package before checks its hash (storage).
+ * stores a later name of a file as a link to the first (with the file's
+ * mode, owner and time), so a file changed through any of its names makes
+ * again every range holding one of them, and the range of a group's first
+ * name is made again with any range that holds another name of the group.
+ * Whatever reads the package before checks its hash (storage).
  */
 import { createHash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
@@ -230,6 +232,11 @@ function plan(entries: TreeEntry[], heads: Map<string, Buffer>, reuse: Reuse | u
   for (const entry of entries) ranges[rangeOf(entry.key)]?.entries.push(entry);
   for (const key of reuse.changed) (ranges[rangeOf(key)] as (typeof ranges)[number]).dirty = true;
   for (const range of ranges) if (!range.dirty && namesHash(range.entries, heads) !== range.frame.names) range.dirty = true;
+  // A file changed through one of its names (the upper layer holds only that one) is changed under all of them:
+  // each later name's member carries the file's mode, owner and time, so every range holding a name of it is made again.
+  const changedNames = new Set(reuse.changed.map((key) => key.toString('latin1')));
+  const touched = new Set(entries.filter((entry) => entry.inode && changedNames.has(entry.key.toString('latin1'))).map((entry) => entry.inode));
+  for (const entry of entries) if (entry.inode && touched.has(entry.inode)) (ranges[rangeOf(entry.key)] as (typeof ranges)[number]).dirty = true;
   // A range made again makes again the range of each of its files' first names (an earlier one, or itself).
   const headRange = new Map<string, number>();
   for (const [inode, head] of heads) headRange.set(inode, rangeOf(sortKey(head)));
@@ -240,7 +247,6 @@ function plan(entries: TreeEntry[], heads: Map<string, Buffer>, reuse: Reuse | u
   }
   // A range mostly made or changed by the build (an interpreter installed over the image) is cut coarsely like
   // a whole tree; one with a few changes finely, so that the next build copies the rest of it.
-  const changedNames = new Set(reuse.changed.map((key) => key.toString('latin1')));
   const pieces = ranges.flatMap((range, at): Piece[] => {
     if (!range.dirty) return [{ from: bounds[at] as Buffer, entries: range.entries, copy: range.frame }];
     const total = range.entries.reduce((sum, entry) => sum + entry.bytes, 0);
@@ -299,11 +305,14 @@ function namesHash(range: TreeEntry[], heads: Map<string, Buffer>): string {
  * tar from `root` of `names` (in that order, no recursion; -C comes first: it
  * applies to the names after it), or of the whole tree in `--sort=name`
  * order, writing 64 KiB at a time (its end padding, which that changes, is
- * not used: the last frame has its own).
+ * not used: the last frame has its own). tar is PID 1 of a PID namespace of
+ * its own: it names a sparse file's member after its PID
+ * (`GNUSparseFile.%p`), which must not differ from pack to pack.
  */
 function startTar(root: string, names: Buffer[] | null, signal: AbortSignal, procs: readonly string[]): ResultPromise {
   const what = names === null ? ['--sort=name', '--one-file-system', '.'] : ['--no-recursion', '--null', '--verbatim-files-from', '--files-from=-'];
-  const [file, args] = joinedCommand(procs, 'tar', [...TAR_CREATE, '--blocking-factor=128', '--directory', root, ...what]);
+  const tar = ['tar', ...TAR_CREATE, '--blocking-factor=128', '--directory', root, ...what];
+  const [file, args] = joinedCommand(procs, 'unshare', ['--pid', '--fork', '--kill-child', '--', ...tar]);
   const options = { buffer: { stdout: false, stderr: true }, reject: false, cancelSignal: signal } as const;
   if (names === null) return execa(file, args, { ...options, stdin: 'ignore' });
   return execa(file, args, { ...options, input: Buffer.concat(names.flatMap((name) => [name, NUL])) });
