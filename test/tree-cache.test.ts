@@ -148,6 +148,29 @@ describe('tree cache (fixture image)', function () {
     expect(lstatSync(join(unpacked, 'srv/t/hl/a')).ino).to.equal(lstatSync(join(unpacked, 'srv/t/hl/b')).ino);
   });
 
+  it('a build that leaves a socket (left out of its package) gives the next build the tree of its package', async () => {
+    // git's credential cache daemon listens on a unix socket; the sandbox's PID namespace ends it with the action.
+    const socket = (make: string) => ({
+      '.upaas.yml': metadata({ interpreter: { type: 'static' }, actions: { setup: { main: `mkdir -p -m 700 /srv/s && ${make}` } } }),
+    });
+    const daemon = 'rm -f /srv/s/sock && (git credential-cache--daemon /srv/s/sock &) && while [ ! -S /srv/s/sock ]; do sleep 0.05; done';
+    await app.commit(socket('echo file > /srv/s/sock && echo file > /srv/s/other'));
+    const parent = await build();
+    // The socket replaces a file of the tree below, in a folder it changes.
+    const second = await app.commit(socket(daemon));
+    const x = await build();
+    const third = await app.commit(socket('echo 3 > /srv/three'));
+    const x2 = await build();
+    expect((await tree(x2.pkg)).filter((line) => line.startsWith('srv/s/sock')), 'the file the socket replaced stays gone').to.deep.equal([]);
+
+    expect((await world.cli('rollback', name, parent.pkg.id)).exitCode).to.equal(0);
+    world.update({ builder: { cache: { trees: 0 } } });
+    const y = await build('--rev', second);
+    const y2 = await build('--rev', third);
+    expect(await tree(x.pkg)).to.deep.equal(await tree(y.pkg));
+    expect(await tree(x2.pkg)).to.deep.equal(await tree(y2.pkg));
+  });
+
   it('keeps builder.cache.trees trees, least recently used first; drops a tree on rollback and deletion; the sweep removes half-made layers', async () => {
     world.update({ builder: { cache: { trees: 2 } } });
     const trees = join(world.dir, 'state/trees');

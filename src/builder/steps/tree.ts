@@ -12,7 +12,7 @@ import { mkdir, mkdtemp, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Compression, unpackTree } from '../../archive/tar.ts';
 import { joinedCommand } from '../../process/join-cgroup.ts';
-import { runChecked } from '../../process/run.ts';
+import { SYSTEM_PATH, describeEnd, run, runChecked } from '../../process/run.ts';
 import { mountOverlay } from '../../sandbox/overlay.ts';
 import { removeTree } from '../../sandbox/mounts.ts';
 import type { BuildContext } from '../context.ts';
@@ -89,8 +89,9 @@ export async function unpackBase(ctx: BuildContext, key: string, compression: Co
  * Keeps the tree of the package this build made: its upper layer, copied off
  * the volume (what the build changed, whiteouts and opaque marks included),
  * over the layers it was mounted on. Not when the stack is as deep as it may
- * grow, when a copied-up hard link made the upper layer incomplete, when
- * something still held the tree at unmount, or when the layer would not fit
+ * grow, when a copied-up hard link made the upper layer incomplete, when it
+ * holds a socket (which the package leaves out), when something still held
+ * the tree at unmount, or when the layer would not fit
  * builder.cache.size or the cache's disk (the next build unpacks the package
  * again instead). Call once the package is current and its archive is made.
  */
@@ -100,8 +101,9 @@ export async function keepTree(ctx: BuildContext, packageId: string): Promise<vo
   if (!(await base.overlay.unmount())) return;
   if (base.tree.layers.length >= MAX_LAYERS || (await base.overlay.copiedUpHardLinks())) return;
   const upper = base.overlay.upper;
-  // tar leaves sockets out of a package, so its tree has none either.
-  await mustRun(ctx, 'cannot prepare the build tree for the cache', 'find', [upper, '-xdev', '-type', 's', '-delete']);
+  // tar leaves sockets out of a package, so the layer would not be its tree: deleting them would change their
+  // folders' times and bring back a file of the layer below that a socket replaced.
+  if (await holdsSocket(ctx, upper)) return;
   const bytes = await ctx.cache.diskUse(upper);
   if (bytes > ctx.config.builder.cache.size * GIB || !(await roomFor(ctx, bytes))) return;
   const layer = await beginLayer(ctx);
@@ -134,6 +136,15 @@ async function beginLayer(ctx: BuildContext): Promise<NewLayer & { record: (fiel
     return tree;
   };
   return { ...layer, record };
+}
+
+/** Whether `folder` holds a socket (looked for like mustRun's programs run). */
+async function holdsSocket(ctx: BuildContext, folder: string): Promise<boolean> {
+  const found: string[] = [];
+  const [file, args] = joinedCommand(ctx.jail.cgroupProcs, 'find', [folder, '-xdev', '-type', 's', '-print', '-quit']);
+  const result = await run(file, args, { signal: ctx.signal, timeoutSeconds: ctx.config.commands.timelimit, onLine: (line) => found.push(line), cleanEnv: true, env: { PATH: SYSTEM_PATH } });
+  if (!result.ok) throw new Error(`cannot look for sockets in the build tree: find ${describeEnd(result)}: ${result.tail.slice(-3).join(' ')}`);
+  return found.length > 0;
 }
 
 /** A host program over the build's trees, in the build's cgroup, stopped with the build. */
