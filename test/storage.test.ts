@@ -52,6 +52,21 @@ describe('local storage', () => {
     expect((error as Error).message).to.match(/images\/x\.tar\.zst is corrupt/);
   });
 
+  it('reads an object only as the one asked for: another written under its key since fails', async () => {
+    const first = await storage.put('images/x.tar.zst', Readable.from(['the image a build saw']));
+    expect(await text(await storage.get(first.key, first.sha256))).to.equal('the image a build saw');
+    // Made again under the same key between a caller's stat and its read.
+    await storage.put('images/x.tar.zst', Readable.from(['the image made since']));
+    let error: unknown;
+    try {
+      await text(await storage.get(first.key, first.sha256));
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).to.be.instanceOf(StorageError);
+    expect((error as Error).message).to.match(/images\/x\.tar\.zst is not the object asked for/);
+  });
+
   it('leaves nothing under the key when the source stream fails', async () => {
     const failing = new Readable({
       read() {

@@ -69,7 +69,10 @@ export async function openArchive(services: Pick<Services, 'storage'>, pkg: Pack
   if (!stored) throw new CorruptArchiveError(pkg.app, pkg.id, 'is missing');
   if (stored.sha256 !== pkg.id) throw new CorruptArchiveError(pkg.app, pkg.id, `has the SHA-256 ${stored.sha256}`);
   if (range && (range.start < 0 || range.end < range.start || range.end >= stored.bytes)) throw new RangeError(`bad range ${range.start}-${range.end}`);
-  const source = await services.storage.get(pkg.storageKey);
+  const source = await services.storage.get(pkg.storageKey, pkg.id).catch((error: unknown) => {
+    // Written again since the stat (storage names the object it found): not the package either.
+    throw error instanceof StorageError ? new CorruptArchiveError(pkg.app, pkg.id, 'does not match its SHA-256', { cause: error }) : error;
+  });
   const part = slice(range);
   // By hand, not pipeline(): the reader must get the error that says what happened, and a reader gone stops the read.
   source.once('error', (error: Error) => {

@@ -33,8 +33,11 @@ export interface StorageHandler {
   readonly hostFolders: readonly string[];
   /** Streams `body` into storage; the object appears under its key only when complete. */
   put(key: KeyFor, body: Readable): Promise<StoredObject>;
-  /** Streams an object; the stream errors before its last bytes if the content does not match its recorded hash (verify.ts). */
-  get(key: string): Promise<Readable>;
+  /**
+   * Streams an object; the stream errors before its last bytes if the content does not match its recorded hash
+   * (verify.ts). With `sha256`, the object must be that one: another written under the key since is an error.
+   */
+  get(key: string, sha256?: string): Promise<Readable>;
   exists(key: string): Promise<boolean>;
   stat(key: string): Promise<StoredObject | null>;
   delete(key: string): Promise<void>;

@@ -88,10 +88,12 @@ export class LocalStorage implements StorageHandler {
     return removed;
   }
 
-  async get(key: string): Promise<Readable> {
+  async get(key: string, sha256?: string): Promise<Readable> {
     const path = this.path(key);
-    const expected = await this.recordedHash(key);
-    if (expected === null) throw new StorageError(`local storage: no object ${key}`);
+    const recorded = await this.recordedHash(key);
+    if (recorded === null) throw new StorageError(`local storage: no object ${key}`);
+    if (sha256 !== undefined && recorded !== sha256) throw new StorageError(`local storage: ${key} is not the object asked for (sha256 ${recorded}, asked for ${sha256})`);
+    const expected = sha256 ?? recorded;
     const verify = sha256Check(expected, (actual) => new StorageError(`local storage: ${key} is corrupt (sha256 ${actual}, expected ${expected})`));
     const out = new PassThrough();
     pipeline(createReadStream(path, { highWaterMark: READ_CHUNK }), verify, out).catch((error: unknown) => out.destroy(error as Error));

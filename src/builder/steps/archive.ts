@@ -56,7 +56,8 @@ async function reusable(ctx: BuildContext): Promise<Reuse | undefined> {
   if (!found || !index || index.compression !== compression || found.compression !== compression) return undefined;
   const changed = (await listTree(base.overlay.upper, ctx.signal, ctx.jail.cgroupProcs)).map((entry) => entry.key);
   const key = found.key;
-  return { index, changed, archive: () => ctx.storage.get(key) };
+  // The very archive the tree came from: an image made again under its key since is another.
+  return { index, changed, archive: () => ctx.storage.get(key, top.source) };
 }
 
 /**

@@ -70,7 +70,8 @@ async function roomFor(ctx: BuildContext, bytes: number): Promise<boolean> {
  */
 export async function unpackBase(ctx: BuildContext, key: string, compression: Compression, source: string, app: string | null): Promise<void> {
   const { limits } = ctx.config.builder;
-  const unpack = async (into: string) => unpackTree(await ctx.storage.get(key), into, compression, ctx.signal, ctx.jail.cgroupProcs);
+  // The layer is recorded as the tree of `source`: the object read must be that one.
+  const unpack = async (into: string) => unpackTree(await ctx.storage.get(key, source), into, compression, ctx.signal, ctx.jail.cgroupProcs);
   if (!ctx.cache.enabled || limits.disk === 0 || !(await roomFor(ctx, limits.disk * MIB))) {
     await unpack(ctx.root);
     return;
