@@ -5,7 +5,7 @@
 set -eu
 
 # command:package pairs; `system-deps.sh test` adds what only the tests use.
-needs="git:git tar:tar zstd:zstd gzip:gzip unshare:util-linux nsenter:util-linux mount:mount capsh:libcap2-bin debootstrap:debootstrap
+needs="git:git tar:tar zstd:zstd gzip:gzip unshare:util-linux nsenter:util-linux mount:mount debootstrap:debootstrap
   bash:bash perl:perl-base ip:iproute2 nft:nftables slirp4netns:slirp4netns mkfs.ext4:e2fsprogs"
 if [ "${1:-}" = test ]; then needs="$needs python3:python3 ssh:openssh-client ssh-keygen:openssh-client ipcmk:util-linux keyctl:keyutils"; fi
 missing=""

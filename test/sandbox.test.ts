@@ -114,7 +114,7 @@ describe('sandbox', function () {
     const trap = join(dir, 'trap');
     mkdirSync(trap, { recursive: true });
     const marker = join(dir, 'host-was-steered');
-    for (const tool of ['capsh', 'mount', 'unshare', 'mkdir', 'ln']) {
+    for (const tool of ['perl', 'mount', 'unshare', 'mkdir', 'ln', 'sh']) {
       writeFileSync(join(trap, tool), `#!/bin/sh\necho "$0" >> ${marker}\nexit 1\n`, { mode: 0o755 });
     }
     const lines: string[] = [];

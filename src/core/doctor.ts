@@ -122,7 +122,7 @@ async function checkConfig({ config }: Needs, options: DoctorOptions): Promise<P
 
 /** The Debian programs the builder and the sandbox run, for this config. */
 function programsFor(config: Needs['config']): string[] {
-  const programs = ['git', 'tar', 'zstd', 'gzip', 'bash', 'perl', 'setpriv', 'nsenter', 'unshare', 'capsh', 'mount', 'umount', 'losetup', 'fallocate', 'mkfs.ext4', 'mkfifo', 'ip'];
+  const programs = ['git', 'tar', 'zstd', 'gzip', 'bash', 'perl', 'setpriv', 'nsenter', 'unshare', 'mount', 'umount', 'losetup', 'fallocate', 'mkfs.ext4', 'mkfifo', 'ip'];
   if (config.builder.network === 'isolated') programs.push('nft', 'slirp4netns');
   if (config.bootstrap.commands.some((command) => /\bdebootstrap\b/.test(command))) programs.push('debootstrap');
   return programs;

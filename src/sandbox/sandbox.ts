@@ -11,87 +11,27 @@
  * nor set the host's name.
  *
  * The command runs as root inside the image (package managers need that) but
- * not as the host's full root: `capsh` chroots and then drops every capability
- * from the bounding set except the few a package install uses (KEPT_CAPABILITIES).
+ * not as the host's full root: the setup (namespace-setup.ts) chroots and then
+ * drops every capability from the bounding set except the few a package
+ * install uses (KEPT_CAPABILITIES).
  * Without CAP_SYS_ADMIN it cannot remount the read-only binds, unmount /proc/sys
  * or make new mounts; without CAP_SYS_CHROOT it cannot break out of the chroot;
  * without CAP_MKNOD it cannot make a device node for a host disk; without
  * CAP_DAC_READ_SEARCH it cannot open host files by handle. The drop is
  * irreversible and inherited by everything the command starts.
  *
- * The setup script below is constant text: paths and the command reach it only
- * as positional arguments, never pasted into the script.
+ * The setup is constant text: paths and the command reach it only as
+ * arguments, never pasted into it.
  */
 import { readFileSync } from 'node:fs';
 import { preludePrefix } from '../process/join-cgroup.ts';
 import { type RunOptions, type RunResult, SYSTEM_PATH, run } from '../process/run.ts';
 import { type Confinement, UNCONFINED } from './jail.ts';
+import { setupCommand } from './namespace-setup.ts';
 import { kernelShares, userNamespacePrefix } from './userns.ts';
 
-/** How the command's environment passes the host side (SETUP_SCRIPT). */
+/** How the command's environment passes the host side (namespace-setup.ts). */
 const ENV_PREFIX = 'UPAAS_SANDBOX_ENV_';
-
-const SETUP_SCRIPT = `
-set -eu
-unset SHLVL
-root=$1; wd=$2; drop=$3; resolv=$4; lo=$5; shares=$6; shift 6
-echo localhost > /proc/sys/kernel/hostname
-for share in $shares; do
-  if [ -e "/proc/sys/user/\${share%%=*}" ]; then echo "\${share#*=}" > "/proc/sys/user/\${share%%=*}"; fi
-done
-if [ "$lo" = lo ]; then ip link set lo up; fi
-for p in proc dev run etc etc/resolv.conf; do
-  if [ -L "$root/$p" ]; then echo "upaas sandbox: /$p in the image is a symlink; refusing to mount over it" >&2; exit 125; fi
-done
-for p in proc dev; do
-  if [ ! -d "$root/$p" ]; then echo "upaas sandbox: the image has no /$p directory" >&2; exit 125; fi
-done
-if [ ! -e "$root/bin/sh" ] && [ ! -L "$root/bin/sh" ]; then echo "upaas sandbox: the image has no /bin/sh" >&2; exit 125; fi
-mount -t proc -o nosuid,nodev,noexec proc "$root/proc"
-# The kernel's key list names what host root keeps in its keyrings (the keys themselves are refused by seccomp).
-for p in keys key-users; do
-  if [ -e "$root/proc/$p" ]; then mount --bind /dev/null "$root/proc/$p"; fi
-done
-for p in sys sysrq-trigger irq bus fs; do
-  if [ -e "$root/proc/$p" ]; then
-    mount --bind "$root/proc/$p" "$root/proc/$p"
-    mount -o remount,bind,ro,nosuid,nodev,noexec "$root/proc/$p"
-  fi
-done
-mount -t tmpfs -o nosuid,mode=0755,size=16m upaas-dev "$root/dev"
-for d in null zero full random urandom tty; do
-  : > "$root/dev/$d"
-  mount --bind "/dev/$d" "$root/dev/$d"
-done
-mkdir -m 1777 "$root/dev/shm"
-mount -t tmpfs -o nosuid,nodev upaas-shm "$root/dev/shm"
-mkdir "$root/dev/pts"
-ln -s /proc/self/fd "$root/dev/fd"
-ln -s /proc/self/fd/0 "$root/dev/stdin"
-ln -s /proc/self/fd/1 "$root/dev/stdout"
-ln -s /proc/self/fd/2 "$root/dev/stderr"
-if [ -d "$root/run" ]; then
-  mount -t tmpfs -o nosuid,nodev,mode=0755 upaas-run "$root/run"
-  mkdir -m 1777 "$root/run/lock"
-fi
-if [ -n "$resolv" ] && [ -f "$resolv" ] && [ -d "$root/etc" ]; then
-  [ -e "$root/etc/resolv.conf" ] || : > "$root/etc/resolv.conf"
-  mount --bind -o ro "$resolv" "$root/etc/resolv.conf"
-fi
-while [ "$1" = "--bind-ro" ]; do
-  mkdir -p "$root$3"
-  mount --bind -o ro "$2" "$root$3"
-  shift 3
-done
-[ "$1" = "--" ] && shift
-# In the chroot, with the capabilities gone: the working directory, the
-# command's environment, then the command. The environment's names come as
-# arguments up to a "--" (checked names only), their values in this process's
-# own environment as UPAAS_SANDBOX_ENV_NAME: values are no argument that any
-# user of the host could read in /proc/PID/cmdline, and no name can steer a
-# host program (LD_PRELOAD arrives as UPAAS_SANDBOX_ENV_LD_PRELOAD).
-exec capsh --chroot="$root" --drop="$drop" --shell=/bin/sh -- -c 'cd -- "$1" && shift && unset OLDPWD && while [ "$1" != -- ]; do eval "$1=\\"\\$UPAAS_SANDBOX_ENV_$1\\"; export $1; unset UPAAS_SANDBOX_ENV_$1"; shift; done; shift; exec "$@"' upaas-sandbox "$wd" "$@"
-`;
 
 /** Where binds live inside the chroot: under /run, a tmpfs, so nothing is left in the image. */
 export const BIND_ROOT = '/run/upaas';
@@ -117,7 +57,7 @@ export const KEPT_CAPABILITIES: Readonly<Record<string, number>> = {
 
 let dropList: string | undefined;
 
-/** Every capability the running kernel knows, except the kept ones, as capsh's --drop list. */
+/** Every capability the running kernel knows, except the kept ones, comma-separated. */
 function capabilitiesToDrop(): string {
   if (dropList === undefined) {
     const last = Number.parseInt(readFileSync('/proc/sys/kernel/cap_last_cap', 'utf8'), 10);
@@ -175,10 +115,8 @@ export interface SandboxOptions extends Omit<RunOptions, 'cwd' | 'cleanEnv'> {
 
 /** Runs `argv` inside the chroot at `root`. Its environment is exactly PATH plus `env`, and only it sees `env`. */
 export function runInSandbox(root: string, argv: readonly string[], options: SandboxOptions = {}): Promise<RunResult> {
-  const binds: string[] = [];
   for (const bind of options.bindsReadOnly ?? []) {
     if (!bind.target.startsWith(`${BIND_ROOT}/`)) throw new Error(`sandbox bind target must be under ${BIND_ROOT}: ${bind.target}`);
-    binds.push('--bind-ro', bind.source, bind.target);
   }
   const jail = options.jail ?? UNCONFINED;
   const prefix = confinedPrefix(jail, [], true);
@@ -189,30 +127,26 @@ export function runInSandbox(root: string, argv: readonly string[], options: San
   for (const name of names) {
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new Error(`sandbox: invalid environment variable name ${JSON.stringify(name)}`);
   }
-  const hostArgs = [
-    ...prefix.argv,
-    '/bin/sh',
-    '-c',
-    SETUP_SCRIPT,
-    'upaas-sandbox',
-    root,
-    options.cwd ?? '/',
-    capabilitiesToDrop(),
-    resolv,
-    prefix.ownLoopback ? 'lo' : '',
-    kernelShares(jail.shareParts).join(' '),
-    ...binds,
-    '--',
-    ...names,
-    '--',
-    ...argv,
-  ];
+  const setup = setupCommand(
+    {
+      root,
+      cwd: options.cwd ?? '/',
+      drop: capabilitiesToDrop(),
+      resolv,
+      loopback: prefix.ownLoopback,
+      shares: kernelShares(jail.shareParts),
+      binds: options.bindsReadOnly ?? [],
+      envNames: names,
+    },
+    argv,
+  );
+  const hostArgs = [...prefix.argv, ...setup];
   return run('setpriv', hostArgs, {
     ...options,
     cwd: '/',
     cleanEnv: true,
-    // The host side (unshare, the setup script, mount, capsh) gets PATH and
-    // the command's values under names of their own (see SETUP_SCRIPT): an
+    // The host side (unshare, the setup) gets PATH and the command's
+    // values under names of their own (see namespace-setup.ts): an
     // app's PATH or LD_PRELOAD must not steer root on the host.
     env: { PATH: SYSTEM_PATH, ...Object.fromEntries(Object.entries(env).map(([name, value]) => [`${ENV_PREFIX}${name}`, value])) },
   });

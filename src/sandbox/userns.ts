@@ -17,12 +17,7 @@ import { arch } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { runChecked } from '../process/run.ts';
 import { keyringFilter } from './seccomp.ts';
-
-/** unshare(2) by architecture (perl's syscall() needs the number). */
-const UNSHARE_SYSCALL: Record<string, number> = { x64: 272, arm64: 97 };
-
-/** prctl(2) by architecture. */
-const PRCTL_SYSCALL: Record<string, number> = { x64: 157, arm64: 167 };
+import { syscalls } from './syscalls.ts';
 
 /**
  * Constant perl text; the syscall numbers, the seccomp filter (hex) and the
@@ -58,13 +53,10 @@ exec { $ARGV[0] } @ARGV or die "upaas sandbox: exec $ARGV[0]: $!\\n";
 /** The argv prefix that runs the rest of an argv in a new, identity-mapped user namespace. */
 export function userNamespacePrefix(): string[] {
   const machine = arch();
-  const nr = UNSHARE_SYSCALL[machine];
-  const prctl = PRCTL_SYSCALL[machine];
+  const { unshare, prctl } = syscalls();
   const filter = keyringFilter(machine);
-  if (nr === undefined || prctl === undefined || filter === null) {
-    throw new Error(`builds run in user namespaces with a seccomp filter, and upaas does not know the system calls of ${machine} (x64 and arm64 it does)`);
-  }
-  return ['perl', '-e', SCRIPT, String(nr), String(prctl), filter.toString('hex'), '--'];
+  if (filter === null) throw new Error(`builds run in user namespaces with a seccomp filter, and upaas does not know the system calls of ${machine} (x64 and arm64 it does)`);
+  return ['perl', '-e', SCRIPT, String(unshare), String(prctl), filter.toString('hex'), '--'];
 }
 
 /** The per-user limits of the host (init namespace) that a build's namespace gets a share of, and the least share. */
