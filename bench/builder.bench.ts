@@ -184,7 +184,8 @@ try {
   console.log('  where the median build\'s time goes (step line to step line):');
   printTimeline(medianRun(whole), 'process start -> first step line');
   console.log('3. fresh build and first build of a new app: tree cache on (shipped) vs off (builder.cache.trees 0)');
-  for (const [name, runs] of [['build hello --fresh (image stored)', fresh], ['first build of a new app', first]] as const) {
+  if (FRESH_ROUNDS === 0) row('  fresh and first builds', 'not measured (BENCH_FRESH_ROUNDS=0)');
+  for (const [name, runs] of FRESH_ROUNDS === 0 ? [] : ([['build hello --fresh (image stored)', fresh], ['first build of a new app', first]] as const)) {
     const onMs = median(runs.on.map((run) => run.ms));
     const offMs = median(runs.off.map((run) => run.ms));
     row(`  ${name}, cache on`, `${seconds(onMs)} (${runs.on.map((run) => seconds(run.ms)).join(', ')})`);
@@ -194,10 +195,12 @@ try {
   row('  very first build, empty cache (image unpacked into it)', seconds(onFirst.ms));
   row('  very first build, cache off', seconds(offFirst.ms));
   if (madeImage !== null) row('  (the system image was made first: one build, debootstrap)', seconds(madeImage));
-  console.log('  where the median fresh build\'s time goes, cache on:');
-  printTimeline(medianRun(fresh.on), 'process start -> first step line');
-  console.log('  the same, cache off:');
-  printTimeline(medianRun(fresh.off), 'process start -> first step line');
+  if (FRESH_ROUNDS > 0) {
+    console.log('  where the median fresh build\'s time goes, cache on:');
+    printTimeline(medianRun(fresh.on), 'process start -> first step line');
+    console.log('  the same, cache off:');
+    printTimeline(medianRun(fresh.off), 'process start -> first step line');
+  }
   console.log('4. what the tree cache takes');
   printCache(`  after section 3 (hello and ${FRESH_ROUNDS} new apps over the image):`, afterFresh);
   printCache(`  after section 1 (then ${1 + 3 * ROUNDS} incremental builds of hello):`, afterIncremental);
