@@ -3,8 +3,10 @@
  * Bundles the command line and the server (src/cli/main.ts and everything it
  * imports from src/) into dist/upaas.mjs, which bin/upaas.js runs instead of
  * compiling src/ at every start. npm's `prepare` (npm ci, npm install) and
- * `npm run build` run it. npm packages stay external: better-sqlite3, ssh2
- * and the rest load from node_modules as they do from source.
+ * `npm run build` run it. The npm packages that are plain JavaScript go in
+ * too (finding and compiling execa's 150 files took longer than the command
+ * itself); those with native addons (better-sqlite3, ssh2) load from
+ * node_modules as they do from source.
  *
  * dist/manifest.json names every source file the bundle was made from with
  * its size, mtime and SHA-256 as read for the bundle (esbuild is handed
@@ -14,12 +16,13 @@
  * project's files from there.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, realpathSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { extname, isAbsolute, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const MODULES = realpathSync(join(ROOT, 'node_modules'));
 const DIST = join(ROOT, 'dist');
 const ENTRY = 'src/cli/main.ts';
 /** What the bundle is made with besides the sources: a change to either makes it stale too. */
@@ -28,7 +31,9 @@ const BUNDLE = 'upaas.mjs';
 const MANIFEST = 'manifest.json';
 
 /** esbuild's loader for each kind of source file. */
-const LOADERS = /** @type {const} */ ({ '.ts': 'ts', '.js': 'js', '.mjs': 'js', '.json': 'json' });
+const LOADERS = /** @type {const} */ ({ '.ts': 'ts', '.js': 'js', '.mjs': 'js', '.cjs': 'js', '.json': 'json' });
+/** npm packages with native addons: they stay in node_modules. */
+const NATIVE = ['better-sqlite3', 'ssh2'];
 
 /** @typedef {{ size: number, mtimeMs: number, sha256: string }} SourceEntry */
 
@@ -66,8 +71,9 @@ async function bundle() {
     name: 'upaas-sources',
     setup(builder) {
       builder.onLoad({ filter: /.*/ }, (args) => {
-        const path = relative(ROOT, args.path);
-        if (isAbsolute(path) || path.startsWith(`..${sep}`)) throw new Error(`${args.path}: outside the project (npm packages are external)`);
+        // npm packages by their path in the project (node_modules may be a link to another checkout's).
+        const path = args.path.startsWith(`${MODULES}${sep}`) ? join('node_modules', relative(MODULES, args.path)) : relative(ROOT, args.path);
+        if (isAbsolute(path) || path.startsWith(`..${sep}`)) throw new Error(`${args.path}: outside the project`);
         const loader = LOADERS[/** @type {keyof typeof LOADERS} */ (extname(path))];
         if (!loader) throw new Error(`${path}: no loader for this kind of file`);
         const { bytes, entry } = readSteady(args.path);
@@ -83,7 +89,11 @@ async function bundle() {
     platform: 'node',
     format: 'esm',
     target: 'node20',
-    packages: 'external',
+    // Pure JavaScript packages go in (execa alone is some 150 files to find and compile at every start);
+    // the ones with native addons load from node_modules.
+    external: NATIVE,
+    // The CommonJS ones among them require Node's modules (cross-spawn: child_process): an ES module has no require of its own.
+    banner: { js: "import { createRequire as upaasCreateRequire } from 'node:module';\nconst require = upaasCreateRequire(import.meta.url);" },
     outfile: join(DIST, BUNDLE),
     write: false,
     logLevel: 'warning',

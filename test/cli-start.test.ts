@@ -84,6 +84,8 @@ describe('cli start (bin/upaas.js)', function () {
     let r = await upaas(['whoami']);
     expect(r.stdout, r.stderr).to.equal('local-admin (admin)');
     expect(fromBundle(r.loaded), r.loaded.join('\n')).to.equal(true);
+    // The plain JavaScript packages (execa's many modules) are in the bundle; of node_modules only better-sqlite3 (native) loads.
+    expect(r.loaded.filter((url) => url.startsWith('node_modules/') && !url.startsWith('node_modules/better-sqlite3/'))).to.deep.equal([]);
     // Config, state (better-sqlite3) and the project's hook shims (src/project.ts in the bundle).
     r = await upaas(['repos', 'create', 'web']);
     expect(r.exitCode, r.stderr).to.equal(0);

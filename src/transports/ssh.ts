@@ -16,7 +16,8 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { type Server as NetServer, type Socket, createServer } from 'node:net';
 import { join } from 'node:path';
 import { timingSafeEqual } from 'node:crypto';
-import ssh2 from 'ssh2';
+import type { ServerChannel } from 'ssh2';
+import { ssh2 } from '../ssh2.ts';
 import { dispatch } from '../commands/dispatch.ts';
 import { readLimited } from '../commands/input.ts';
 import { sendBytes } from '../commands/output.ts';
@@ -54,9 +55,9 @@ export async function hostKey(stateDir: string): Promise<Buffer> {
 /** An ed25519 key pair. ssh2 1.17 now and then writes a malformed key (a dropped leading zero byte); such pairs are made again. */
 function generateEd25519(): { private: string; public: string } {
   for (;;) {
-    const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment: 'upaas host key' });
-    const parsed = ssh2.utils.parseKey(pair.private);
-    if (!(parsed instanceof Error) && !Array.isArray(parsed) && !(ssh2.utils.parseKey(pair.public) instanceof Error)) return pair;
+    const pair = ssh2().utils.generateKeyPairSync('ed25519', { comment: 'upaas host key' });
+    const parsed = ssh2().utils.parseKey(pair.private);
+    if (!(parsed instanceof Error) && !Array.isArray(parsed) && !(ssh2().utils.parseKey(pair.public) instanceof Error)) return pair;
   }
 }
 
@@ -99,7 +100,7 @@ export async function startSsh(options: TransportOptions): Promise<SshServer> {
   const counts = new ConnectionCount(limits.max_connections, limits.max_connections_per_address);
   /** Sockets accepted but not yet logged in, by "address|port", with their login timers. */
   const loggingIn = new Map<string, NodeJS.Timeout>();
-  const ssh = new ssh2.Server({ hostKeys: [await hostKey(services.config.paths.state)], algorithms: { cipher: [...CIPHERS] } }, (client, info) => {
+  const ssh = new (ssh2().Server)({ hostKeys: [await hostKey(services.config.paths.state)], algorithms: { cipher: [...CIPHERS] } }, (client, info) => {
     const address = info.ip ?? 'unknown';
     const loginTimer = loggingIn.get(`${info.ip}|${info.port}`);
     let user: User | null = null;
@@ -134,7 +135,7 @@ export async function startSsh(options: TransportOptions): Promise<SshServer> {
       }
       const record = services.state.users.keyByFingerprint(fingerprintOf(ctx.key.data));
       if (!record) return refuse();
-      const known = ssh2.utils.parseKey(record.publicKey);
+      const known = ssh2().utils.parseKey(record.publicKey);
       if (known instanceof Error || Array.isArray(known)) return refuse();
       const blob = known.getPublicSSH();
       if (blob.length !== ctx.key.data.length || !timingSafeEqual(blob, ctx.key.data)) return refuse();
@@ -242,7 +243,7 @@ type Pending = { writableLength: number };
  * (else the error line after a long output was lost). What is gathered is
  * bounded (MAX_HELD_BYTES): past it, writes are left out and counted.
  */
-function gatheredStderr(channel: ssh2.ServerChannel): { write: (text: string) => void; holding: () => boolean } {
+function gatheredStderr(channel: ServerChannel): { write: (text: string) => void; holding: () => boolean } {
   const err = new BoundedOutput(channel.stderr);
   let gathered: string[] = [];
   let bytes = 0;
@@ -283,7 +284,7 @@ function gatheredStderr(channel: ssh2.ServerChannel): { write: (text: string) =>
  * stderr (or the channel closed, or STDERR_FLUSH_MS passed): the client gets
  * the last lines before the exit status and the end.
  */
-async function outputSent(channel: ssh2.ServerChannel, err: { holding: () => boolean } | null): Promise<void> {
+async function outputSent(channel: ServerChannel, err: { holding: () => boolean } | null): Promise<void> {
   const deadline = Date.now() + STDERR_FLUSH_MS;
   const waiting = () =>
     (channel as unknown as Pending).writableLength > 0 || (channel.stderr as unknown as Pending).writableLength > 0 || Boolean(err?.holding());
@@ -294,7 +295,7 @@ async function outputSent(channel: ssh2.ServerChannel, err: { holding: () => boo
 
 async function handleExec(
   commandLine: string,
-  channel: ssh2.ServerChannel,
+  channel: ServerChannel,
   user: User,
   protocol: string | undefined,
   connection: AbortSignal,
@@ -329,7 +330,7 @@ async function handleExec(
 }
 
 /** An admin command over SSH: the dispatcher with the channel as its standard streams. */
-async function runCommand(words: string[], channel: ssh2.ServerChannel, user: User, signal: AbortSignal, options: TransportOptions): Promise<number> {
+async function runCommand(words: string[], channel: ServerChannel, user: User, signal: AbortSignal, options: TransportOptions): Promise<number> {
   const out = new BoundedOutput(channel);
   const err = gatheredStderr(channel);
   const code = await options.inFlight.track(() =>
@@ -360,7 +361,7 @@ async function runCommand(words: string[], channel: ssh2.ServerChannel, user: Us
 async function gitOverSsh(
   service: GitService,
   args: string[],
-  channel: ssh2.ServerChannel,
+  channel: ServerChannel,
   user: User,
   protocol: string | undefined,
   signal: AbortSignal,

@@ -1,5 +1,5 @@
 /** Parsing an OpenSSH public key line ("ssh-ed25519 AAAA... comment") into what state keeps. */
-import ssh2 from 'ssh2';
+import { ssh2 } from '../ssh2.ts';
 import { UserError, fingerprintOf } from '../state/users.ts';
 
 export interface ParsedPublicKey {
@@ -17,7 +17,7 @@ export function parsePublicKey(text: string): ParsedPublicKey {
   if (lines.length !== 1) throw new UserError(`expected one OpenSSH public key line, got ${lines.length}`);
   const line = lines[0] as string;
   if (line.includes('PRIVATE KEY')) throw new UserError('that is a private key: give the public one (the .pub file)');
-  const parsed = ssh2.utils.parseKey(line);
+  const parsed = ssh2().utils.parseKey(line);
   if (parsed instanceof Error || Array.isArray(parsed)) {
     throw new UserError(`not an OpenSSH public key (${parsed instanceof Error ? parsed.message : 'several keys'}): expected a line like "ssh-ed25519 AAAA... you@host"`);
   }
