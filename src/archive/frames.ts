@@ -136,6 +136,9 @@ export function packTree(root: string, options: PackOptions): { stream: Readable
 async function pack(root: string, options: PackOptions & { signal: AbortSignal }, out: PassThrough): Promise<Packed> {
   const { signal, reuse } = options;
   const procs = options.cgroupProcs ?? [];
+  // Made beside the listing: a compressor start is no longer on the way at the end.
+  const ending = endFrame(options.compression, options.level, signal, procs);
+  ending.catch(() => undefined);
   const entries = await listTree(root, signal, procs);
   const sizes = options.frameBytes ?? { whole: WHOLE_FRAME_BYTES, made: FRAME_BYTES };
   const heads = linkHeads(entries);
@@ -197,7 +200,7 @@ async function pack(root: string, options: PackOptions & { signal: AbortSignal }
     if (tar) succeeded('tar', await tar);
     await compressors.flush();
     const end = { offset: written, bytes: 0 };
-    const last = await endFrame(options.compression, options.level, signal, procs);
+    const last = await ending;
     end.bytes = last.length;
     await emit(last);
     return { index: { version: 1, compression: options.compression, frames, end }, reused: pieces.filter((piece) => piece.copy).length };
