@@ -69,14 +69,19 @@ export class Jail implements Confinement {
     const { limits } = options;
     await probeUserNamespaces();
     const layout = options.layout ?? detectLayout();
-    let cgroup: BuildCgroup | null = null;
-    if (limits.processes > 0 || limits.memory > 0) {
-      cgroup = await BuildCgroup.create(layout, parentName(options.stateDir), options.name, { processes: limits.processes, memoryMiB: limits.memory });
-      const made = cgroup;
+    const makeCgroup = async (): Promise<BuildCgroup | null> => {
+      if (limits.processes === 0 && limits.memory === 0) return null;
+      const made = await BuildCgroup.create(layout, parentName(options.stateDir), options.name, { processes: limits.processes, memoryMiB: limits.memory });
       cleanup.defer('the build cgroup', () => made.remove());
-    }
-    const volume = limits.disk > 0 ? await openVolume(dir, limits.disk, cleanup, { keepFreeMiB: options.keepFreeMiB ?? 0, builds: options.workers ?? 1 }) : null;
-    const network = await openNetwork(dir, options.network, layout, cleanup, options.blocked);
+      return made;
+    };
+    // The three side by side (each pushes its own undo); all have ended, made or failed, before a failure is thrown,
+    // so that the cleanup stack holds whatever was made when the caller undoes it.
+    const [cgroup, volume, network] = await settledAll([
+      makeCgroup(),
+      limits.disk > 0 ? openVolume(dir, limits.disk, cleanup, { keepFreeMiB: options.keepFreeMiB ?? 0, builds: options.workers ?? 1 }) : Promise.resolve(null),
+      openNetwork(dir, options.network, layout, cleanup, options.blocked),
+    ]);
     return new Jail(options, volume?.path ?? dir, network.mode, network.netns, network.resolvConf, cgroup, volume);
   }
 
@@ -99,4 +104,12 @@ export class Jail implements Confinement {
     }
     return null;
   }
+}
+
+/** Promise.all that waits for every promise to settle before it rejects with the first failure. */
+async function settledAll<T extends readonly unknown[]>(promises: { [K in keyof T]: Promise<T[K]> }): Promise<T> {
+  const results = await Promise.allSettled(promises);
+  const failed = results.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+  if (failed) throw failed.reason;
+  return results.map((result) => (result as PromiseFulfilledResult<unknown>).value) as unknown as T;
 }
