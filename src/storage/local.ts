@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { chmod, mkdir, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { type FileHandle, chmod, mkdir, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import { PassThrough, Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -14,6 +14,8 @@ import { sha256Check } from './verify.ts';
 import { type KeyFor, type StorageHandler, StorageError, type StoredEntry, type StoredObject, checkKey } from './handler.ts';
 
 const SIDECAR = '.sha256';
+/** A write syncs what it wrote each time this much more was written (see put). */
+const SYNC_EVERY = 16 * 1024 * 1024;
 /** Reads in chunks this big: fewer, larger writes to a downloading client. */
 const READ_CHUNK = 1024 * 1024;
 
@@ -37,17 +39,32 @@ export class LocalStorage implements StorageHandler {
     const temp = join(this.dir, '.tmp', `${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`);
     const hash = createHash('sha256');
     let bytes = 0;
-    const meter = new Transform({
-      transform(chunk: Buffer, _encoding, done) {
-        hash.update(chunk);
-        bytes += chunk.length;
-        done(null, chunk);
-      },
-    });
+    let handle: FileHandle | null = null;
     try {
-      await pipeline(body, meter, createWriteStream(temp));
-      const handle = await open(temp, 'r');
-      await handle.sync().finally(() => handle.close());
+      // Made here and written through a stream of its own; this handle syncs it (a sync is the file's, whatever descriptor asks).
+      const file = await open(temp, 'wx');
+      handle = file;
+      // What is written goes to the disk while the write goes on (a datasync each time SYNC_EVERY more bytes
+      // came, one after another, beside the writes), so that the sync before the rename waits for the last part only.
+      let syncing: Promise<void> = Promise.resolve();
+      let unsynced = 0;
+      const meter = new Transform({
+        transform(chunk: Buffer, _encoding, done) {
+          hash.update(chunk);
+          bytes += chunk.length;
+          unsynced += chunk.length;
+          if (unsynced >= SYNC_EVERY) {
+            unsynced = 0;
+            syncing = syncing.then(() => file.datasync());
+            // Handled here, thrown below: a failed sync fails the put once the write is over.
+            syncing.catch(() => undefined);
+          }
+          done(null, chunk);
+        },
+      });
+      await pipeline(body, meter, createWriteStream(temp, { flags: 'r+' }));
+      await syncing;
+      await file.sync();
       const sha256 = hash.digest('hex');
       const finalKey = checkKey(typeof key === 'string' ? key : key(sha256));
       const target = this.path(finalKey);
@@ -62,6 +79,7 @@ export class LocalStorage implements StorageHandler {
     } catch (error) {
       throw new StorageError(`local storage: writing failed: ${(error as Error).message}`, { cause: error });
     } finally {
+      await handle?.close().catch(() => undefined);
       await rm(temp, { force: true });
       await rm(`${temp}${SIDECAR}`, { force: true });
     }
