@@ -9,7 +9,7 @@
  * What the build sees and archives is the merged view: whiteouts and opaque
  * folders exist only in the upper layer, never in a package.
  */
-import { chmod, chown, lstat, lutimes, mkdir, readdir, stat, symlink } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, readdir, stat, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Cleanup } from '../process/cleanup.ts';
 import { run, runChecked as must } from '../process/run.ts';
@@ -51,7 +51,8 @@ export async function mountOverlay(dir: string, lowers: readonly string[], targe
   const top = await lstat(lowers[0] as string);
   await chown(upper, top.uid, top.gid);
   await chmod(upper, top.mode & 0o7777);
-  await lutimes(upper, top.atime, top.mtime);
+  // To the nanosecond (a Date holds milliseconds): the root's entry in a package must not depend on the cache.
+  await must('cannot prepare the build tree', 'touch', ['--no-dereference', `--reference=${lowers[0] as string}`, '--', upper]);
   const names: string[] = [];
   for (const [index, lower] of lowers.entries()) {
     await symlink(lower, join(links, String(index)));
