@@ -69,6 +69,25 @@ export async function unpackTree(
   if (failure) throw failure.reason;
 }
 
+/**
+ * Copies the entries `names` (archive names, "./..." as bytes, in that
+ * order, no recursion) of the tree `from` into the tree `into` as an archive
+ * would keep them: tar into tar, hard links among them kept, folders' own
+ * times set once what goes into them is there (also on folders already in
+ * `into`).
+ */
+export async function copyEntries(from: string, names: readonly Buffer[], into: string, signal?: AbortSignal, cgroupProcs: readonly string[] = []): Promise<void> {
+  const list = Buffer.concat(names.flatMap((name) => [name, Buffer.from([0])]));
+  const [packFile, packArgs] = joinedCommand(cgroupProcs, 'tar', [...TAR_CREATE, '--directory', from, '--no-recursion', '--null', '--verbatim-files-from', '--files-from=-']);
+  const [takeFile, takeArgs] = joinedCommand(cgroupProcs, 'tar', ['--extract', '--file=-', '--preserve-permissions', '--same-owner', ...TAR_COMMON, '--directory', into]);
+  const take = execa(takeFile, takeArgs, { buffer: { stdout: true, stderr: true }, reject: false, stdin: 'pipe', cancelSignal: signal });
+  const pack = execa(packFile, packArgs, { input: list, buffer: { stdout: false, stderr: true }, reject: false, stdout: take.stdin, cancelSignal: signal });
+  take.stdin.destroy();
+  const outcomes = await Promise.allSettled([finished('tar (reading)', pack), finished('tar (writing)', take)]);
+  const failure = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+  if (failure) throw failure.reason;
+}
+
 export function compressionOf(key: string): Compression {
   return key.endsWith('.tar.gz') ? 'gzip' : 'zstd';
 }

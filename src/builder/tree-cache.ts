@@ -24,9 +24,6 @@ import type { State } from '../state/state.ts';
 import type { TreeLayer } from '../state/trees.ts';
 import { buildFolderPrefix, buildOfFolder } from './folder-names.ts';
 
-/** Layers of one tree at most: overlayfs allows more, but each makes every lookup in the tree longer. */
-export const MAX_LAYERS = 16;
-
 const GIB = 1024 ** 3;
 
 /** A tree taken for a build: its layers, top first. */

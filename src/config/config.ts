@@ -128,10 +128,12 @@ export const configSchema = object({
       blocked: withDefault(list(string({ pattern: NETWORK, patternText: NETWORK_TEXT })), []),
       // Unpacked trees of current packages and of the system image, kept for the next build (builder/tree-cache.ts):
       // at most `trees` of them and `size` GiB on disk, the least recently used dropped first; 0 turns the cache off.
+      // A tree is at most `layers` layers deep: past that, the layers over its bottom one are squashed into one.
       cache: defaulted(
         object({
           trees: withDefault(integer({ min: 0 }), 8),
           size: withDefault(integer({ min: 0 }), 20),
+          layers: withDefault(integer({ min: 2, max: 64 }), 16),
         }),
       ),
       limits: defaulted(

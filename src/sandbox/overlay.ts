@@ -53,12 +53,8 @@ export async function mountOverlay(dir: string, lowers: readonly string[], targe
   await chmod(upper, top.mode & 0o7777);
   // To the nanosecond (a Date holds milliseconds): the root's entry in a package must not depend on the cache.
   await must('cannot prepare the build tree', 'touch', ['--no-dereference', `--reference=${lowers[0] as string}`, '--', upper]);
-  const names: string[] = [];
-  for (const [index, lower] of lowers.entries()) {
-    await symlink(lower, join(links, String(index)));
-    names.push(`lower/${index}`);
-  }
-  await must('cannot mount the build tree', 'mount', ['-t', 'overlay', '-o', `lowerdir=${names.join(':')},upperdir=upper,workdir=work,${OPTIONS}`, '--', 'overlay', target], {
+  const names = await linkLowers(links, lowers);
+  await must('cannot mount the build tree', 'mount', ['-t', 'overlay', '-o', `lowerdir=${names},upperdir=upper,workdir=work,${OPTIONS}`, '--', 'overlay', target], {
     cwd: dir,
   });
   let mounted = true;
@@ -95,3 +91,33 @@ export async function mountOverlay(dir: string, lowers: readonly string[], targe
   };
 }
 
+/** Names `lowers` (top first) through symlinks lower/0, lower/1 ... in `links`; returns them as a lowerdir list relative to its parent. */
+async function linkLowers(links: string, lowers: readonly string[]): Promise<string> {
+  const names: string[] = [];
+  for (const [index, lower] of lowers.entries()) {
+    await symlink(lower, join(links, String(index)));
+    names.push(`lower/${index}`);
+  }
+  return names.join(':');
+}
+
+/**
+ * Mounts `lowers` (top first; whiteouts and opaque folders in them applied)
+ * read-only at `target`, with the layers named through symlinks in `dir`
+ * like mountOverlay's; the unmount is pushed onto `cleanup` and returned.
+ */
+export async function mountReadOnly(dir: string, lowers: readonly string[], target: string, cleanup: Cleanup): Promise<() => Promise<void>> {
+  if (lowers.length < 2) throw new Error('a read-only overlay needs two layers or more');
+  const links = join(dir, 'lower');
+  await mkdir(links, { mode: 0o700 });
+  const names = await linkLowers(links, lowers);
+  await must('cannot mount the layers read-only', 'mount', ['-t', 'overlay', '-o', `ro,lowerdir=${names},redirect_dir=off,metacopy=off`, '--', 'overlay', target], { cwd: dir });
+  let mounted = true;
+  const unmount = async () => {
+    if (!mounted) return;
+    mounted = false;
+    await must('cannot unmount the read-only layers', 'umount', ['--', target]);
+  };
+  cleanup.defer('the read-only layers', unmount);
+  return unmount;
+}

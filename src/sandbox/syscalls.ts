@@ -1,5 +1,5 @@
 /**
- * The system calls the sandbox's perl helpers make through perl's syscall(),
+ * The system calls the perl helpers (the sandbox's, the tree cache's) make through perl's syscall(),
  * which needs their numbers, by architecture (node's os.arch()). Calls added
  * to Linux since 5.1 have one number on every architecture.
  */
@@ -10,11 +10,12 @@ export interface Syscalls {
   prctl: number;
   mount: number;
   mountSetattr: number;
+  mknodat: number;
 }
 
 const TABLE: Record<string, Syscalls> = {
-  x64: { unshare: 272, prctl: 157, mount: 165, mountSetattr: 442 },
-  arm64: { unshare: 97, prctl: 167, mount: 40, mountSetattr: 442 },
+  x64: { unshare: 272, prctl: 157, mount: 165, mountSetattr: 442, mknodat: 259 },
+  arm64: { unshare: 97, prctl: 167, mount: 40, mountSetattr: 442, mknodat: 33 },
 };
 
 /** The numbers of this machine; a clear error on one upaas does not know. */

@@ -13,10 +13,11 @@ import { join } from 'node:path';
 import { type Compression, unpackTree } from '../../archive/tar.ts';
 import { joinedCommand } from '../../process/join-cgroup.ts';
 import { SYSTEM_PATH, describeEnd, run, runChecked } from '../../process/run.ts';
-import { mountOverlay } from '../../sandbox/overlay.ts';
+import { mountOverlay, mountReadOnly } from '../../sandbox/overlay.ts';
 import { removeTree } from '../../sandbox/mounts.ts';
 import type { BuildContext } from '../context.ts';
-import { type CachedTree, MAX_LAYERS, type NewLayer, type TreeCache } from '../tree-cache.ts';
+import { type CachedTree, type NewLayer, type TreeCache } from '../tree-cache.ts';
+import { squash } from '../tree-squash.ts';
 
 const MIB = 1024 * 1024;
 const GIB = 1024 * MIB;
@@ -89,34 +90,55 @@ export async function unpackBase(ctx: BuildContext, key: string, compression: Co
 /**
  * Keeps the tree of the package this build made: its upper layer, copied off
  * the volume (what the build changed, whiteouts and opaque marks included),
- * over the layers it was mounted on. Not when the stack is as deep as it may
- * grow, when a copied-up hard link made the upper layer incomplete, when it
- * holds a socket (which the package leaves out), when something still held
- * the tree at unmount, or when the layer would not fit
- * builder.cache.size or the cache's disk (the next build unpacks the package
- * again instead). Call once the package is current and its archive is made.
+ * over the layers it was mounted on; or, when that would make the stack
+ * deeper than builder.cache.layers, squashed with every layer over the
+ * bottom one into one layer over it (builder/tree-squash.ts). Not when a
+ * copied-up hard link made the upper layer incomplete, when it holds a
+ * socket (which the package leaves out), when something still held the tree
+ * at unmount, or when the layer would not fit builder.cache.size or the
+ * cache's disk (the next build unpacks the package again instead). Call once
+ * the package is current and its archive is made.
  */
 export async function keepTree(ctx: BuildContext, packageId: string): Promise<void> {
   const base = ctx.base;
   if (base === null || !ctx.cache.enabled) return;
   if (!(await base.overlay.unmount())) return;
-  if (base.tree.layers.length >= MAX_LAYERS || (await base.overlay.copiedUpHardLinks())) return;
+  if (await base.overlay.copiedUpHardLinks()) return;
   const upper = base.overlay.upper;
   // tar leaves sockets out of a package, so the layer would not be its tree: deleting them would change their
   // folders' times and bring back a file of the layer below that a socket replaced.
   if (await holdsSocket(ctx, upper)) return;
-  const bytes = await ctx.cache.diskUse(upper);
+  const { layers } = base.tree;
+  const bottom = layers[layers.length - 1];
+  const squashing = bottom !== undefined && layers.length >= ctx.config.builder.cache.layers;
+  // Squashed, the new layer holds what the layers over the bottom one changed too (about: what they took).
+  const over = squashing ? layers.slice(0, -1).reduce((sum, layer) => sum + layer.bytes, 0) : 0;
+  const bytes = (await ctx.cache.diskUse(upper)) + over;
   if (bytes > ctx.config.builder.cache.size * GIB || !(await roomFor(ctx, bytes))) return;
   const layer = await beginLayer(ctx);
-  await mustRun(ctx, 'cannot copy the build tree into the cache', 'cp', [
-    '-dR',
-    '--preserve=mode,ownership,timestamps,links,xattr',
-    '--no-target-directory',
-    '--',
-    upper,
-    layer.tree,
-  ]);
-  await layer.record({ parent: base.tree, source: packageId, app: ctx.app });
+  const fields = { source: packageId, app: ctx.app };
+  if (!squashing) {
+    await mustRun(ctx, 'cannot copy the build tree into the cache', 'cp', [
+      '-dR',
+      '--preserve=mode,ownership,timestamps,links,xattr',
+      '--no-target-directory',
+      '--',
+      upper,
+      layer.tree,
+    ]);
+    await layer.record({ ...fields, parent: base.tree });
+    return;
+  }
+  const dir = await mkdtemp(join(ctx.jail.treeDir, 'squash-'));
+  const merged = join(dir, 'merged');
+  await mkdir(merged);
+  const unmount = await mountReadOnly(dir, [upper, ...ctx.cache.foldersOf(base.tree)], merged, ctx.cleanup);
+  await mkdir(layer.tree);
+  const uppers = [upper, ...ctx.cache.foldersOf({ layers: layers.slice(0, -1) })];
+  await squash({ merged, bottom: ctx.cache.treeOf(bottom.dir), uppers, into: layer.tree, signal: ctx.signal, cgroupProcs: ctx.jail.cgroupProcs });
+  await unmount();
+  await layer.record({ ...fields, parent: { layers: [bottom] } });
+  ctx.log.output(`the tree's ${layers.length} layers over its bottom one squashed into one for the next build (builder.cache.layers ${ctx.config.builder.cache.layers})`);
 }
 
 /**
