@@ -56,7 +56,7 @@ describe('doctor', function () {
     expect(healthy.report.checks.map((c) => c.name)).to.deep.equal(['config', 'programs', 'state', 'builds', 'leftovers', 'packages', 'storage', 'disk']);
     const text = await world.cli('doctor');
     expect(text.stdout).to.match(/^healthy: 8 checks passed/);
-    expect(text.stdout, text.stdout).to.match(/\ntree cache: 1 tree \(3 layers, [0-9.]+ MiB\); builder.cache keeps at most 8 trees and 20 GiB$/);
+    expect(text.stdout, text.stdout).to.match(/\ntree cache: 1 tree \(3 layers, [0-9.]+ MiB\); builder.cache keeps at most 8 trees and 20 GiB, each at most 16 layers deep$/);
 
     const [current, older] = (await world.packages('web')) as [PackageJson, PackageJson];
     unlinkSync(world.packageFile('web', older));

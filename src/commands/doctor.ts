@@ -23,7 +23,7 @@ export const doctorCommand = defineCommand({
           : `unhealthy: ${report.problems.length} problem${report.problems.length === 1 ? '' : 's'}${values.fix ? ' left' : ''}${values.fix ? '' : ' (doctor --fix mends stale builds, leftovers and stray files)'}\n`,
       );
       const { trees, layers, bytes, limits } = report.cache;
-      io.out(`tree cache: ${trees} tree${trees === 1 ? '' : 's'} (${layers} layer${layers === 1 ? '' : 's'}, ${formatBytes(bytes)}); builder.cache keeps at most ${limits.trees} trees and ${limits.size} GiB\n`);
+      io.out(`tree cache: ${trees} tree${trees === 1 ? '' : 's'} (${layers} layer${layers === 1 ? '' : 's'}, ${formatBytes(bytes)}); builder.cache keeps at most ${limits.trees} trees and ${limits.size} GiB, each at most ${limits.layers} layers deep\n`);
     }
     return report.healthy ? 0 : 1;
   },

@@ -55,8 +55,8 @@ export interface DoctorReport {
   problems: Problem[];
   /** What `fix` did. */
   fixed: string[];
-  /** The tree cache: what it holds, and builder.cache (at most `limits.trees` trees and `limits.size` GiB). */
-  cache: { trees: number; layers: number; bytes: number; limits: { trees: number; size: number } };
+  /** The tree cache: what it holds, and builder.cache (at most `limits.trees` trees and `limits.size` GiB, trees `limits.layers` layers deep). */
+  cache: { trees: number; layers: number; bytes: number; limits: { trees: number; size: number; layers: number } };
 }
 
 export interface DoctorOptions {
