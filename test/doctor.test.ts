@@ -5,7 +5,7 @@
  * leaves a stale record, a temp folder, a mount and cgroups that it reports
  * and --fix removes.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -53,9 +53,11 @@ describe('doctor', function () {
     const healthy = await doctor('--deep');
     expect(healthy.report.problems).to.deep.equal([]);
     expect(healthy.exitCode).to.equal(0);
-    expect(healthy.report.checks.map((c) => c.name)).to.deep.equal(['config', 'programs', 'state', 'builds', 'leftovers', 'packages', 'storage', 'disk']);
+    expect(healthy.report.checks.map((c) => c.name)).to.deep.equal(['config', 'programs', 'state', 'builds', 'leftovers', 'packages', 'storage', 'tree cache', 'disk']);
     const text = await world.cli('doctor');
-    expect(text.stdout).to.match(/^healthy: 8 checks passed/);
+    expect(text.stdout).to.match(/^healthy: 9 checks passed/);
+    // The tree cache's probe (an overlay over a layer in its folder) leaves nothing there.
+    expect(readdirSync(join(world.dir, 'state/trees')).filter((name) => name.startsWith('_probe-'))).to.deep.equal([]);
     expect(text.stdout, text.stdout).to.match(/\ntree cache: 1 tree \(3 layers, [0-9.]+ MiB\); builder.cache keeps at most 8 trees and 20 GiB, each at most 16 layers deep$/);
 
     const [current, older] = (await world.packages('web')) as [PackageJson, PackageJson];

@@ -3,14 +3,14 @@
  * programs the builder runs, the state database, builds marked running whose
  * process is gone, every package record against its stored file (present,
  * size, with `deep` its SHA-256), files in storage that no record names,
- * what interrupted builds left (temp folders, mounts, cgroups) and the free
- * disk. It changes nothing unless asked to fix; then it marks stale builds
+ * what interrupted builds left (temp folders, mounts, cgroups), whether
+ * builds can stand on the tree cache (an overlay probe) and the free disk. It changes nothing unless asked to fix; then it marks stale builds
  * failed, removes what interrupted builds left and the files no record names,
  * and says what it did. Messages name server folders by their role only.
  */
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
-import { access } from 'node:fs/promises';
+import { access, mkdir, mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { formatBytes, hidePaths, serverFolders } from '../builder/log.ts';
@@ -22,7 +22,10 @@ import { loadConfig } from '../config/config.ts';
 import { ValidationError } from '../config/schema.ts';
 import { YamlError } from '../config/yaml.ts';
 import { listRepos } from '../git/repos.ts';
+import { Cleanup } from '../process/cleanup.ts';
 import { SYSTEM_PATH } from '../process/run.ts';
+import { removeTree } from '../sandbox/mounts.ts';
+import { mountOverlay } from '../sandbox/overlay.ts';
 import type { StoredEntry } from '../storage/handler.ts';
 import type { Services } from './services.ts';
 
@@ -39,6 +42,7 @@ export type ProblemKind =
   | 'leftover-mount'
   | 'leftover-cgroup'
   | 'leftover-tree'
+  | 'tree-cache'
   | 'low-disk';
 
 export interface Problem {
@@ -277,6 +281,31 @@ async function checkDisk({ config, storage }: Needs): Promise<Problem[]> {
   }));
 }
 
+/**
+ * Whether builds can stand on the tree cache here: an overlay like a build's
+ * root (index=on) over a layer in the cache's folder, mounted and unmounted
+ * in a probe folder that is removed again. Where it cannot, every build
+ * unpacks its base after all.
+ */
+async function checkTreeCache({ config, state }: Needs): Promise<Problem[]> {
+  const cache = new TreeCache(config, state);
+  if (!cache.enabled) return [];
+  await mkdir(cache.folder, { recursive: true, mode: 0o700 });
+  const dir = await mkdtemp(join(cache.folder, `_probe-${process.pid}-`));
+  const cleanup = new Cleanup();
+  try {
+    for (const folder of ['lower', 'overlay', 'root']) await mkdir(join(dir, folder));
+    await mountOverlay(join(dir, 'overlay'), [join(dir, 'lower')], join(dir, 'root'), cleanup);
+    return [];
+  } catch (error) {
+    const message = `builds cannot stand on the tree cache here, so each one unpacks its base (builder.cache.trees: 0 says so): ${(error as Error).message}`;
+    return [{ check: 'tree cache', kind: 'tree-cache', message }];
+  } finally {
+    await cleanup.close();
+    await removeTree(dir);
+  }
+}
+
 const CHECKS: Check[] = [
   { name: 'config', run: checkConfig },
   { name: 'programs', run: checkPrograms },
@@ -285,5 +314,6 @@ const CHECKS: Check[] = [
   { name: 'leftovers', run: checkLeftovers, fix: fixLeftovers },
   { name: 'packages', run: checkPackages },
   { name: 'storage', run: checkStorage, fix: fixStorage },
+  { name: 'tree cache', run: checkTreeCache },
   { name: 'disk', run: checkDisk },
 ];
