@@ -240,6 +240,16 @@ describe('upaas build (fixture image)', function () {
       expect(failed).to.include({ status: 'failed', errorKind: 'user' });
     });
 
+    it('an overlayfs whiteout (a character device 0/0) left in a plain root is a user error naming it, and no package holds one', async () => {
+      // On a cached tree (an overlay) mknod of 0/0 is refused; on a plain root it needs no capability.
+      world.update({ builder: { cache: { trees: 0 } } });
+      const result = await failWith({ '.upaas.yml': metadata({ ...STATIC, actions: { setup: { main: 'mkdir -p /srv && mknod /srv/gone c 0 0' } } }) });
+      expect(result.exitCode, result.stdout).to.equal(1);
+      const last = result.lines.filter(Boolean).pop();
+      expect(last).to.equal('!     user error: the build left "/srv/gone", a character device 0/0, which overlayfs takes for a deleted file; a package cannot hold one');
+      await expectUnchanged();
+    });
+
     it('a failing finalize action is a system error (exit 2)', async () => {
       world.remove();
       world = new World({ interpreters: { actions: { setup: { finalize: 'test ! -e /home/app/break-finalize' } } } });

@@ -24,12 +24,13 @@
  * Whatever reads the package before checks its hash (storage).
  */
 import { createHash } from 'node:crypto';
+import { lstat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { type ResultPromise, execa } from 'execa';
 import { joinedCommand } from '../process/join-cgroup.ts';
 import { ByteReader, readMember } from './tar-reader.ts';
-import { type TreeEntry, listTree, sortKey } from './tree-list.ts';
+import { LONGEST_NAME, type TreeEntry, listTree, sortKey } from './tree-list.ts';
 import { type Compression, TAR_CREATE, succeeded } from './tar.ts';
 
 /**
@@ -102,8 +103,6 @@ interface Piece {
 }
 
 const EMPTY = Buffer.alloc(0);
-/** The longest name (bytes, relative to the root) tar can open as given: under the kernel's PATH_MAX (4096). */
-const PATH_MAX = 4000;
 const MAGIC: Record<Compression, Buffer> = { zstd: Buffer.from([0x28, 0xb5, 0x2f, 0xfd]), gzip: Buffer.from([0x1f, 0x8b]) };
 
 /**
@@ -140,6 +139,7 @@ async function pack(root: string, options: PackOptions & { signal: AbortSignal }
   const ending = endFrame(options.compression, options.level, signal, procs);
   ending.catch(() => undefined);
   const entries = await listTree(root, signal, procs);
+  await refuseWhiteouts(root, entries);
   const sizes = options.frameBytes ?? { whole: WHOLE_FRAME_BYTES, made: FRAME_BYTES };
   const heads = linkHeads(entries);
   const pieces = plan(entries, heads, reuse, sizes);
@@ -147,7 +147,7 @@ async function pack(root: string, options: PackOptions & { signal: AbortSignal }
   // Nothing copied: tar walks the tree itself (its own order is the archive's), which also takes what lies
   // deeper than PATH_MAX; a list names each file whole, so a reuse with such a name packs the whole tree.
   const whole = made.length === entries.length;
-  if (!whole && made.some((name) => name.length >= PATH_MAX)) throw new Error('a name is too long to be given to tar in a list');
+  if (!whole && made.some((name) => name.length >= LONGEST_NAME)) throw new Error('a name is too long to be given to tar in a list');
 
   let written = 0;
   const emit = async (bytes: Buffer): Promise<void> => {
@@ -209,6 +209,28 @@ async function pack(root: string, options: PackOptions & { signal: AbortSignal }
     archive?.destroy();
     // On a failure: tar may be blocked writing to a pipe nobody reads, and the package before half read.
     if (signal.aborted || tar?.exitCode === null) tar?.kill();
+  }
+}
+
+/** A tree that holds an overlayfs whiteout (a character device 0/0): no package may hold one. */
+export class WhiteoutInTree extends Error {
+  constructor(readonly entry: Buffer) {
+    super(`the build left ${JSON.stringify(entry.toString().slice(1) || '/')}, a character device 0/0, which overlayfs takes for a deleted file; a package cannot hold one`);
+    this.name = 'WhiteoutInTree';
+  }
+}
+
+/**
+ * Refuses a tree with a whiteout in it. Overlayfs never shows one in a merged
+ * tree, but on a plain root a build can make one (no capability is needed
+ * for 0/0), and in a package it would hide the name from every build that
+ * stands on its unpacked tree.
+ */
+async function refuseWhiteouts(root: string, entries: readonly TreeEntry[]): Promise<void> {
+  for (const entry of entries) {
+    if (entry.type !== 'c') continue;
+    const info = await lstat(Buffer.concat([Buffer.from(root), entry.name.subarray(1)]));
+    if (info.isCharacterDevice() && info.rdev === 0) throw new WhiteoutInTree(entry.name);
   }
 }
 

@@ -22,6 +22,9 @@ export interface TreeEntry {
   inode: string | null;
 }
 
+/** The longest name (bytes, relative to the root) tar can be given to open: under the kernel's PATH_MAX (4096). */
+export const LONGEST_NAME = 4000;
+
 const SLASH = 0x2f;
 const BLOCK = 512;
 /** A header, and about one block of pax records (mtime, xattrs, a long name). */

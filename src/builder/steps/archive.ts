@@ -6,12 +6,12 @@
  * what it did not change from the archive that tree came from.
  */
 import { EXTENSION, compressionOf } from '../../archive/tar.ts';
-import { type FrameIndex, type Packed, type Reuse, packTree, readFrameIndex } from '../../archive/frames.ts';
+import { type FrameIndex, type Packed, type Reuse, WhiteoutInTree, packTree, readFrameIndex } from '../../archive/frames.ts';
 import { listTree } from '../../archive/tree-list.ts';
 import { serverLog } from '../../process/server-log.ts';
 import type { KeyFor, StoredObject } from '../../storage/handler.ts';
 import type { BuildContext } from '../context.ts';
-import { systemError } from '../errors.ts';
+import { BuildError, systemError, userError } from '../errors.ts';
 import { imageKey } from './image.ts';
 
 export interface Archived {
@@ -29,7 +29,7 @@ export async function archivePackage(ctx: BuildContext): Promise<Archived> {
     return await storeTree(ctx, ctx.root, key, 'the package archive', reuse);
   } catch (error) {
     // The frames before were no help (a package file that fails its hash, say): the whole tree, as without them.
-    if (ctx.signal?.aborted || (await ctx.jail.limitHit())) throw error;
+    if (ctx.signal?.aborted || (error instanceof BuildError && error.kind === 'user') || (await ctx.jail.limitHit())) throw error;
     serverLog(`build ${ctx.buildId} of ${ctx.app}: the frames of the archive before were not reused: ${(error as Error).message}`);
     return storeTree(ctx, ctx.root, key, 'the package archive');
   }
@@ -74,6 +74,8 @@ export async function storeTree(ctx: BuildContext, root: string, key: KeyFor, wh
     return { stored: put.value, index: packed.value.index };
   }
   if (put.status === 'fulfilled') await ctx.storage.delete(put.value.key).catch(() => undefined);
+  // What the build left in its tree is the app's to mend.
+  if (packed.status === 'rejected' && packed.reason instanceof WhiteoutInTree) throw userError(packed.reason.message, { cause: packed.reason });
   // A failed write (a full disk) is why the programs feeding it stopped: its reason says most.
   const reason = (put.status === 'rejected' ? put.reason : (packed as PromiseRejectedResult).reason) as Error;
   throw systemError(`cannot create or store ${what}: ${reason.message}`, { cause: reason });
