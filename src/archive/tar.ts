@@ -76,12 +76,19 @@ export async function unpackTree(
  * times set once what goes into them is there (also on folders already in
  * `into`).
  */
-export async function copyEntries(from: string, names: readonly Buffer[], into: string, signal?: AbortSignal, cgroupProcs: readonly string[] = []): Promise<void> {
+export async function copyEntries(
+  from: string,
+  names: readonly Buffer[],
+  into: string,
+  options: { signal?: AbortSignal; cgroupProcs?: readonly string[]; timeoutSeconds?: number } = {},
+): Promise<void> {
+  const { signal, cgroupProcs = [] } = options;
+  const timeout = options.timeoutSeconds === undefined ? undefined : options.timeoutSeconds * 1000;
   const list = Buffer.concat(names.flatMap((name) => [name, Buffer.from([0])]));
   const [packFile, packArgs] = joinedCommand(cgroupProcs, 'tar', [...TAR_CREATE, '--directory', from, '--no-recursion', '--null', '--verbatim-files-from', '--files-from=-']);
   const [takeFile, takeArgs] = joinedCommand(cgroupProcs, 'tar', ['--extract', '--file=-', '--preserve-permissions', '--same-owner', ...TAR_COMMON, '--directory', into]);
-  const take = execa(takeFile, takeArgs, { buffer: { stdout: true, stderr: true }, reject: false, stdin: 'pipe', cancelSignal: signal });
-  const pack = execa(packFile, packArgs, { input: list, buffer: { stdout: false, stderr: true }, reject: false, stdout: take.stdin, cancelSignal: signal });
+  const take = execa(takeFile, takeArgs, { buffer: { stdout: true, stderr: true }, reject: false, stdin: 'pipe', cancelSignal: signal, timeout });
+  const pack = execa(packFile, packArgs, { input: list, buffer: { stdout: false, stderr: true }, reject: false, stdout: take.stdin, cancelSignal: signal, timeout });
   take.stdin.destroy();
   const outcomes = await Promise.allSettled([finished('tar (reading)', pack), finished('tar (writing)', take)]);
   const failure = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');

@@ -21,11 +21,10 @@
  * made before the copy so that it sets their folders' times. No opaque mark
  * is made: the whiteouts say what it would.
  */
-import { lstat, mkdir, readdir } from 'node:fs/promises';
-import type { Stats } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import { execa } from 'execa';
 import { copyEntries, succeeded } from '../archive/tar.ts';
-import { type TreeEntry, listTree, sortKey } from '../archive/tree-list.ts';
+import { LONGEST_NAME, type TreeEntry, listTree, sortKey } from '../archive/tree-list.ts';
 import { joinedCommand } from '../process/join-cgroup.ts';
 import { syscalls } from '../sandbox/syscalls.ts';
 
@@ -40,6 +39,8 @@ export interface SquashOptions {
   into: string;
   signal?: AbortSignal;
   cgroupProcs?: readonly string[];
+  /** Seconds the copy may take (commands.timelimit). */
+  timeoutSeconds?: number;
 }
 
 const SLASH = Buffer.from('/');
@@ -54,45 +55,54 @@ export async function squash(options: SquashOptions): Promise<void> {
     for (const entry of await listTree(layer, signal, procs)) names.set(entry.key.toString('latin1'), entry.name);
   }
   const ordered = [...names.values()].map((name) => ({ name, key: sortKey(name) })).sort((a, b) => Buffer.compare(a.key, b.key));
-  // What is copied whole comes from the tree's own listing (in archive order: a folder's names follow it).
-  const tree = await listTree(merged, signal, procs);
-  const subtree = (key: Buffer): Buffer[] => {
-    let at = lowerBound(tree, key);
-    const found: Buffer[] = [];
-    for (; at < tree.length && ((tree[at] as TreeEntry).key.equals(key) || isUnder((tree[at] as TreeEntry).key, key)); at++) found.push((tree[at] as TreeEntry).name);
-    return found;
-  };
+  // Both views listed once (in archive order: a folder's names follow it); every look-up is in these lists.
+  const [tree, below] = await Promise.all([listTree(merged, signal, procs), listTree(bottom, signal, procs)]);
   const copies: Buffer[] = [];
   const whiteouts = new Map<string, Buffer>();
+  const gone = (name: Buffer, key: Buffer) => whiteouts.set(key.toString('latin1'), name);
+  /** Folders both views have: the bottom layer's entries in them that the tree lacks get whiteouts. */
+  const merging = new Set<string>();
   // A name whose whole subtree is decided (copied whole, or gone): the names under it follow it in archive order.
   let decided: Buffer | null = null;
   for (const { name, key } of ordered) {
     signal?.throwIfAborted();
     if (decided && isUnder(key, decided)) continue;
-    const [inTree, inBottom] = await Promise.all([lstatOf(merged, name), lstatOf(bottom, name)]);
+    const inTree = entryOf(tree, key);
+    const inBottom = entryOf(below, key);
     if (!inTree) {
-      if (inBottom) whiteouts.set(key.toString('latin1'), name);
+      if (inBottom) gone(name, key);
       decided = key;
-    } else if (inTree.isDirectory() && inBottom?.isDirectory()) {
+    } else if (inTree.type === 'd' && inBottom?.type === 'd') {
       copies.push(name);
-      const there = new Set((await readdir(pathOf(merged, name), { encoding: 'buffer' })).map((child) => child.toString('latin1')));
-      for (const child of await readdir(pathOf(bottom, name), { encoding: 'buffer' })) {
-        if (there.has(child.toString('latin1'))) continue;
-        const gone = Buffer.concat([name, SLASH, child]);
-        whiteouts.set(sortKey(gone).toString('latin1'), gone);
-      }
-    } else if (inTree.isDirectory()) {
-      copies.push(...subtree(key));
+      merging.add(key.toString('latin1'));
+    } else if (inTree.type === 'd') {
+      for (let at = lowerBound(tree, key); at < tree.length && isWithin((tree[at] as TreeEntry).key, key); at++) copies.push((tree[at] as TreeEntry).name);
       decided = key;
     } else {
       copies.push(name);
       decided = key;
     }
   }
-  const gone = [...whiteouts.values()];
-  for (const name of gone) await mkdir(pathOf(into, parentOf(name)), { recursive: true });
-  await makeWhiteouts(gone.map((name) => pathOf(into, name)), signal, procs);
-  await copyEntries(merged, copies, into, signal, procs);
+  for (const entry of below) {
+    const parent = entry.key.subarray(0, Math.max(entry.key.lastIndexOf(NUL), 0));
+    if (merging.has(parent.toString('latin1')) && !entryOf(tree, entry.key)) gone(entry.name, entry.key);
+  }
+  if (copies.some((name) => name.length >= LONGEST_NAME)) throw new Error('a name in the tree is too long to be copied by its name');
+  const made = [...whiteouts.values()];
+  for (const name of made) await mkdir(pathOf(into, parentOf(name)), { recursive: true });
+  await makeWhiteouts(made.map((name) => pathOf(into, name)), signal, procs);
+  await copyEntries(merged, copies, into, { signal, cgroupProcs: procs, timeoutSeconds: options.timeoutSeconds });
+}
+
+/** The entry of `key` in `entries` (in key order), if there is one. */
+function entryOf(entries: readonly TreeEntry[], key: Buffer): TreeEntry | null {
+  const found = entries[lowerBound(entries, key)];
+  return found?.key.equals(key) ? found : null;
+}
+
+/** Whether `key` is the name whose key is `top` or lies under it. */
+function isWithin(key: Buffer, top: Buffer): boolean {
+  return key.equals(top) || isUnder(key, top);
 }
 
 /** Whether `key` lies under the name whose key is `parent`. */
@@ -122,13 +132,6 @@ function parentOf(name: Buffer): Buffer {
   return at <= 1 ? Buffer.from('.') : name.subarray(0, at);
 }
 
-async function lstatOf(root: string, name: Buffer): Promise<Stats | null> {
-  return lstat(pathOf(root, name)).catch((error: NodeJS.ErrnoException) => {
-    if (error.code === 'ENOENT' || error.code === 'ENOTDIR') return null;
-    throw error;
-  });
-}
-
 /** mknodat(2) of a character device 0/0 at each path (NUL-separated on stdin). */
 const WHITEOUTS = `
 use strict;
@@ -143,7 +146,7 @@ while (my $path = <STDIN>) {
 /** Makes a whiteout at each of `paths`, in the build's cgroups. */
 async function makeWhiteouts(paths: Buffer[], signal: AbortSignal | undefined, procs: readonly string[]): Promise<void> {
   if (paths.length === 0) return;
-  const [file, args] = joinedCommand(procs, 'perl', ['-e', WHITEOUTS, String(syscalls().mknodat)]);
+  const [file, args] = joinedCommand(procs, 'perl', ['-e', WHITEOUTS, '--', String(syscalls().mknodat)]);
   const input = Buffer.concat(paths.flatMap((path) => [path, Buffer.from([NUL])]));
   succeeded('perl (whiteouts)', await execa(file, args, { input, reject: false, cancelSignal: signal, stdout: 'ignore' }));
 }

@@ -135,7 +135,15 @@ export async function keepTree(ctx: BuildContext, packageId: string): Promise<vo
   const unmount = await mountReadOnly(dir, [upper, ...ctx.cache.foldersOf(base.tree)], merged, ctx.cleanup);
   await mkdir(layer.tree);
   const uppers = [upper, ...ctx.cache.foldersOf({ layers: layers.slice(0, -1) })];
-  await squash({ merged, bottom: ctx.cache.treeOf(bottom.dir), uppers, into: layer.tree, signal: ctx.signal, cgroupProcs: ctx.jail.cgroupProcs });
+  await squash({
+    merged,
+    bottom: ctx.cache.treeOf(bottom.dir),
+    uppers,
+    into: layer.tree,
+    signal: ctx.signal,
+    cgroupProcs: ctx.jail.cgroupProcs,
+    timeoutSeconds: ctx.config.commands.timelimit,
+  });
   await unmount();
   await layer.record({ ...fields, parent: { layers: [bottom] } });
   ctx.log.output(`the tree's ${layers.length} layers over its bottom one squashed into one for the next build (builder.cache.layers ${ctx.config.builder.cache.layers})`);
