@@ -66,6 +66,10 @@ describe('sandbox', function () {
     expect(lines).to.include('passwd');
     expect(lines).to.include('read-only');
     expect(existsSync(join(root, 'run/upaas'))).to.equal(false);
+    // A target that would leave /run/upaas (and so the image) is refused before anything runs.
+    for (const target of ['/run/upaas/../../etc', '/run/upaas//data', '/run/upaas/./data', '/run/other']) {
+      expect(() => runInSandbox(root, ['/bin/true'], { bindsReadOnly: [{ source: join(root, 'etc'), target }] }), target).to.throw(/must be a plain path under \/run\/upaas/);
+    }
   });
 
   it('refuses to mount over a symlink the image put in place of /proc', async () => {

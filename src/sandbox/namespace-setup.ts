@@ -152,6 +152,8 @@ export function setupCommand(options: SetupOptions, argv: readonly string[]): st
     'perl',
     '-e',
     SCRIPT,
+    // No argument after it is a switch of perl's, whatever it starts with.
+    '--',
     options.root,
     options.cwd,
     options.drop,

@@ -116,7 +116,10 @@ export interface SandboxOptions extends Omit<RunOptions, 'cwd' | 'cleanEnv'> {
 /** Runs `argv` inside the chroot at `root`. Its environment is exactly PATH plus `env`, and only it sees `env`. */
 export function runInSandbox(root: string, argv: readonly string[], options: SandboxOptions = {}): Promise<RunResult> {
   for (const bind of options.bindsReadOnly ?? []) {
-    if (!bind.target.startsWith(`${BIND_ROOT}/`)) throw new Error(`sandbox bind target must be under ${BIND_ROOT}: ${bind.target}`);
+    const parts = bind.target.slice(BIND_ROOT.length + 1).split('/');
+    if (!bind.target.startsWith(`${BIND_ROOT}/`) || parts.some((part) => part === '' || part === '.' || part === '..')) {
+      throw new Error(`sandbox bind target must be a plain path under ${BIND_ROOT}: ${bind.target}`);
+    }
   }
   const jail = options.jail ?? UNCONFINED;
   const prefix = confinedPrefix(jail, [], true);

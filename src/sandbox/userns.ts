@@ -56,7 +56,7 @@ export function userNamespacePrefix(): string[] {
   const { unshare, prctl } = syscalls();
   const filter = keyringFilter(machine);
   if (filter === null) throw new Error(`builds run in user namespaces with a seccomp filter, and upaas does not know the system calls of ${machine} (x64 and arm64 it does)`);
-  return ['perl', '-e', SCRIPT, String(unshare), String(prctl), filter.toString('hex'), '--'];
+  return ['perl', '-e', SCRIPT, '--', String(unshare), String(prctl), filter.toString('hex'), '--'];
 }
 
 /** The per-user limits of the host (init namespace) that a build's namespace gets a share of, and the least share. */
