@@ -24,12 +24,15 @@
  *    cache on / cache off (target <= 1.0: no slower than without the cache).
  * 4. What the cache takes: du of STATE/trees, the trees and layers `doctor
  *    --json` reports, and the page cache its files occupy (fincore).
+ * 5. The command line's start: `node bin/upaas.js whoami` (local, from the
+ *    bundle) against `node -e 0`, and `npx upaas whoami` (npx's own start on
+ *    top), medians of 11 (target <= 0.3 s without npx).
  *
  * The gzip path is no longer measured here: its image has a key of its own
  * (builder.compression is part of it), so it would cost a debootstrap run.
  */
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { dump, load } from 'js-yaml';
 import { type BuildOutcome, build } from '../src/builder/builder.ts';
 import { parseConfig } from '../src/config/config.ts';
@@ -207,6 +210,24 @@ try {
   printCache(`  after section 3 (hello and ${FRESH_ROUNDS} new apps over the image):`, afterFresh);
   printCache(`  after section 1 (then ${1 + 3 * ROUNDS} incremental builds of hello):`, afterIncremental);
   row('  with builder.cache.trees 0: du of STATE/trees', mib(offAtEnd.disk));
+  console.log('5. command line start (a local command, from the bundle)');
+  const start = async (file: string, args: string[], cwd = on.dir) => {
+    const times: number[] = [];
+    for (let round = 0; round < 11; round++) {
+      const run = await timedRun(file, args, { cwd });
+      if (run.exitCode !== 0) throw new Error(`${file} ${args.join(' ')} failed:\n${run.output}`);
+      times.push(run.ms);
+    }
+    return median(times);
+  };
+  const bare = await start('node', ['-e', '0']);
+  const whoami = await start('node', [BIN, '-c', on.configFile, 'whoami']);
+  // npx finds the checkout's own bin (package.json "bin") from the checkout.
+  const viaNpx = await start('npx', ['--no-install', 'upaas', '-c', on.configFile, 'whoami'], dirname(dirname(BIN)));
+  row('  node bin/upaas.js whoami (target <= 0.3 s)', seconds(whoami));
+  row('  node -e 0 (baseline)', seconds(bare));
+  row('  ratio whoami / node -e 0', ratio(whoami, bare));
+  row('  npx upaas whoami', seconds(viaNpx));
   const left = [...on.leftovers(), ...off.leftovers()];
   if (left.length > 0) console.log(`LEFT BEHIND: ${left.join('; ')}`);
 } finally {
