@@ -97,10 +97,11 @@ export class TreeCache {
 
   /**
    * Records a complete layer (its tree filled) and, in the same transaction,
-   * claims it for `buildId` when given; returns the tree over `parent`.
+   * claims it for `buildId` when given; returns the tree over `parent`. The
+   * bytes it takes are measured unless `known`.
    */
-  async add(layer: NewLayer, fields: { parent: CachedTree | null; source: string; app: string | null }, buildId?: number): Promise<CachedTree> {
-    const bytes = await this.diskUse(join(this.folder, layer.name));
+  async add(layer: NewLayer, fields: { parent: CachedTree | null; source: string; app: string | null }, buildId?: number, known?: number): Promise<CachedTree> {
+    const bytes = known ?? (await this.diskUse(join(this.folder, layer.name)));
     const below = fields.parent?.layers ?? [];
     const record = { dir: layer.name, parent: below[0]?.dir ?? null, source: fields.source, app: fields.app, depth: below.length + 1, bytes };
     return { layers: [this.state.trees.add(record, buildId), ...below] };

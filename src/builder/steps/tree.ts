@@ -105,15 +105,16 @@ export async function keepTree(ctx: BuildContext, packageId: string): Promise<vo
   if (!(await base.overlay.unmount())) return;
   if (await base.overlay.copiedUpHardLinks()) return;
   const upper = base.overlay.upper;
+  const changed = await survey(ctx, upper);
   // tar leaves sockets out of a package, so the layer would not be its tree: deleting them would change their
   // folders' times and bring back a file of the layer below that a socket replaced.
-  if (await holdsSocket(ctx, upper)) return;
+  if (changed.socket) return;
   const { layers } = base.tree;
   const bottom = layers[layers.length - 1];
   const squashing = bottom !== undefined && layers.length >= ctx.config.builder.cache.layers;
   // Squashed, the new layer holds what the layers over the bottom one changed too (about: what they took).
   const over = squashing ? layers.slice(0, -1).reduce((sum, layer) => sum + layer.bytes, 0) : 0;
-  const bytes = (await ctx.cache.diskUse(upper)) + over;
+  const bytes = changed.bytes + over;
   if (bytes > ctx.config.builder.cache.size * GIB || !(await roomFor(ctx, bytes))) return;
   const layer = await beginLayer(ctx);
   const fields = { source: packageId, app: ctx.app };
@@ -126,7 +127,8 @@ export async function keepTree(ctx: BuildContext, packageId: string): Promise<vo
       upper,
       layer.tree,
     ]);
-    await layer.record({ ...fields, parent: base.tree });
+    // A copy takes what its source took.
+    await layer.record({ ...fields, parent: base.tree }, undefined, changed.bytes);
     return;
   }
   const dir = await mkdtemp(join(ctx.jail.treeDir, 'squash-'));
@@ -154,28 +156,47 @@ export async function keepTree(ctx: BuildContext, packageId: string): Promise<vo
  * `record` (which first writes its data to disk: a crash must not leave a
  * recorded layer of empty files) made it part of the cache.
  */
-async function beginLayer(ctx: BuildContext): Promise<NewLayer & { record: (fields: Parameters<TreeCache['add']>[1], buildId?: number) => Promise<CachedTree> }> {
+async function beginLayer(
+  ctx: BuildContext,
+): Promise<NewLayer & { record: (fields: Parameters<TreeCache['add']>[1], buildId?: number, bytes?: number) => Promise<CachedTree> }> {
   const layer = await ctx.cache.newLayer(ctx.app, ctx.buildId);
   let recorded = false;
   ctx.cleanup.defer('an unfinished tree layer', async () => {
     if (!recorded) await ctx.cache.discard(layer);
   });
-  const record = async (fields: Parameters<TreeCache['add']>[1], buildId?: number) => {
+  const record = async (fields: Parameters<TreeCache['add']>[1], buildId?: number, bytes?: number) => {
     await mustRun(ctx, 'cannot write the tree layer to disk', 'sync', ['--file-system', '--', layer.tree]);
-    const tree = await ctx.cache.add(layer, fields, buildId);
+    const tree = await ctx.cache.add(layer, fields, buildId, bytes);
     recorded = true;
     return tree;
   };
   return { ...layer, record };
 }
 
-/** Whether `folder` holds a socket (looked for like mustRun's programs run). */
-async function holdsSocket(ctx: BuildContext, folder: string): Promise<boolean> {
-  const found: string[] = [];
-  const [file, args] = joinedCommand(ctx.jail.cgroupProcs, 'find', [folder, '-xdev', '-type', 's', '-print', '-quit']);
-  const result = await run(file, args, { signal: ctx.signal, timeoutSeconds: ctx.config.commands.timelimit, onLine: (line) => found.push(line), cleanEnv: true, env: { PATH: SYSTEM_PATH } });
-  if (!result.ok) throw new Error(`cannot look for sockets in the build tree: find ${describeEnd(result)}: ${result.tail.slice(-3).join(' ')}`);
-  return found.length > 0;
+/**
+ * What a layer holds, in one pass (run like mustRun's programs): whether a
+ * socket, and the bytes it takes on disk (as `du -x` counts: hard links once).
+ */
+async function survey(ctx: BuildContext, folder: string): Promise<{ socket: boolean; bytes: number }> {
+  let socket = false;
+  let bytes = 0;
+  const seen = new Set<string>();
+  const [file, args] = joinedCommand(ctx.jail.cgroupProcs, 'find', [folder, '-xdev', '-printf', '%y %i %b\\n']);
+  const result = await run(file, args, {
+    signal: ctx.signal,
+    timeoutSeconds: ctx.config.commands.timelimit,
+    cleanEnv: true,
+    env: { PATH: SYSTEM_PATH },
+    onLine: (line) => {
+      const [type, inode, blocks] = line.split(' ');
+      if (type === 's') socket = true;
+      if (inode === undefined || seen.has(inode)) return;
+      seen.add(inode);
+      bytes += Number(blocks) * 512;
+    },
+  });
+  if (!result.ok) throw new Error(`cannot look through the build tree: find ${describeEnd(result)}: ${result.tail.slice(-3).join(' ')}`);
+  return { socket, bytes };
 }
 
 /** A host program over the build's trees, in the build's cgroup, stopped with the build. */
