@@ -226,6 +226,27 @@ describe('tree cache (fixture image)', function () {
     expect(existsSync(half)).to.equal(false);
   });
 
+  it('a cached tree with a layer folder gone is retired: the next build unpacks its package, the one after stands on the cache again', async () => {
+    const doctor = async () => JSON.parse((await world.cli('doctor', '--json')).stdout) as { healthy: boolean; cache: { trees: number; layers: number } };
+    await app.commit(stage(1));
+    await build();
+    await app.commit({ 'more.txt': 'more\n' });
+    expect((await build()).stdout).to.include('Using the cached tree of current package');
+    // The newest layer (the current package's) vanishes from under the cache, as a hand or a disk might make it.
+    const trees = join(world.dir, 'state/trees');
+    const newest = readdirSync(trees)
+      .map((name) => ({ name, made: lstatSync(join(trees, name)).mtimeMs }))
+      .sort((a, b) => b.made - a.made)[0]?.name as string;
+    rmSync(join(trees, newest), { recursive: true, force: true });
+    await app.commit({ 'again.txt': 'again\n' });
+    const after = await build();
+    expect(after.stdout).to.include('Unpacking current package');
+    expect(after.stdout).not.to.include('Using the cached tree of current package');
+    await app.commit({ 'last.txt': 'last\n' });
+    expect((await build()).stdout).to.include('Using the cached tree of current package');
+    expect((await doctor()).healthy, 'no record of the folder that went is left').to.equal(true);
+  });
+
   it('counts the cached tree a build stands on against builder.limits.disk: the whole tree stays within it', async () => {
     world.update({ builder: { limits: { disk: 100 } } });
     const writes = (mib: number, file: string) => ({
