@@ -246,7 +246,7 @@ describe('upaas build (fixture image)', function () {
       const result = await failWith({ '.upaas.yml': metadata({ ...STATIC, actions: { setup: { main: 'mkdir -p /srv && mknod /srv/gone c 0 0' } } }) });
       expect(result.exitCode, result.stdout).to.equal(1);
       const last = result.lines.filter(Boolean).pop();
-      expect(last).to.equal('!     user error: the build left "/srv/gone", a character device 0/0, which overlayfs takes for a deleted file; a package cannot hold one');
+      expect(last, result.stdout + result.stderr).to.equal('!     user error: the build left "/srv/gone", a character device 0/0, which overlayfs takes for a deleted file; a package cannot hold one');
       await expectUnchanged();
     });
 

@@ -12,7 +12,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { expect } from 'chai';
 import { execa } from 'execa';
-import { type FrameIndex, type PackOptions, type Packed, packTree, readFrameIndex } from '../src/archive/frames.ts';
+import { type FrameIndex, type PackOptions, type Packed, WhiteoutInTree, packTree, readFrameIndex } from '../src/archive/frames.ts';
 import { TAR_CREATE } from '../src/archive/tar.ts';
 import { listTree } from '../src/archive/tree-list.ts';
 
@@ -200,6 +200,20 @@ describe('package archives in frames', function () {
     const [first, second] = [await decompress(one), await decompress(two)];
     expect(first.includes(Buffer.from('GNUSparseFile')), 'stored as a sparse member').to.equal(true);
     expect(first.equals(second), 'two packs of one tree').to.equal(true);
+  });
+
+  it('refuses a tree holding an overlayfs whiteout, also before anything reads the stream', async () => {
+    const base = join(dir, 'whiteout-lower');
+    mkdirSync(base);
+    await execa('mknod', [join(base, 'gone'), 'c', '0', '0']);
+    const { stream, done } = packTree(base, { compression: 'zstd', level: 3, frameBytes: SIZES });
+    const refused = await done.then(() => null, (error: Error) => error);
+    expect(refused).to.be.instanceOf(WhiteoutInTree);
+    expect(refused?.message).to.include('"/gone"');
+    // The consumer comes late (storage opens its file first): it gets the failure, and the process lives on.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const read = await pipeline(stream, createWriteStream(join(dir, 'whiteout.tar.zst'))).then(() => null, (error: Error) => error);
+    expect(read).to.be.instanceOf(WhiteoutInTree);
   });
 
   it('fails when the package before fails its check, and when a frame index does not fit the archive', async () => {

@@ -117,6 +117,9 @@ export function packTree(root: string, options: PackOptions): { stream: Readable
   const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
   // A consumer that gives up (a full disk under the storage) ends the programs too.
   stream.on('close', () => stop.abort(new Error('the archive stream was closed')));
+  // A failure reaches the consumer through the stream it destroys (and through `done`); one that comes before
+  // the consumer reads (a tree refused at its listing, while storage still opens its file) must not end the process.
+  stream.on('error', () => undefined);
   const done = pack(root, { ...options, signal }, stream).then(
     (packed) => {
       stream.end();
