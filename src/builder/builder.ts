@@ -24,7 +24,7 @@ import { prepareBase } from './steps/image.ts';
 import { installInterpreter } from './steps/interpreter.ts';
 import { runSetupActions } from './steps/actions.ts';
 import { archivePackage } from './steps/archive.ts';
-import { keepTree } from './steps/tree.ts';
+import { keepTree, prepareTree } from './steps/tree.ts';
 import { TreeCache } from './tree-cache.ts';
 import { buildFolderPrefix } from './folder-names.ts';
 import { Cleanup } from '../process/cleanup.ts';
@@ -226,14 +226,15 @@ async function runBuild(
       base: null,
     };
 
-    const { stored, index } = await withinLimits(ctx, async () => {
+    const { stored, index, keeping } = await withinLimits(ctx, async () => {
       await prepareBase(ctx); //           1. system image (or current package), system action
       if (fresh) await installInterpreter(ctx); // 2. interpreter
       await installAppPackages(ctx); //    3. app's OS packages
       await checkoutApp(ctx); //           4. clone or update
       await runSetupActions(ctx); //       5. files, before, main, after, finalize
       await failOnLimit(ctx); //           nothing is archived of a build that ran into a limit
-      return archivePackage(ctx); //       6. archive into storage
+      const keeping = prepareTree(ctx); // 7. (begun) the tree for the next build, copied beside the archive
+      return { ...(await archivePackage(ctx)), keeping }; // 6. archive into storage
     });
     const changes = await changelog(repo, current?.revision ?? null, revision);
 
@@ -266,7 +267,7 @@ async function runBuild(
       throw error;
     }
     // 7. the tree for the next build; without it, that build unpacks the package instead.
-    await keepTree(ctx, pkg.id).catch((error: unknown) => serverLog(`build ${buildId} of ${app}: the tree was not kept: ${(error as Error).message}`));
+    await keepTree(ctx, pkg.id, keeping).catch((error: unknown) => serverLog(`build ${buildId} of ${app}: the tree was not kept: ${(error as Error).message}`));
     return { pkg, made };
   } finally {
     // A cleanup problem is the server's to fix (its log says what); it never replaces the build's outcome.

@@ -80,63 +80,90 @@ export async function unpackBase(ctx: BuildContext, key: string, compression: Co
   const layer = await beginLayer(ctx);
   await mkdir(layer.tree, { mode: 0o755 });
   await unpack(layer.tree);
-  const tree = await layer.record({ parent: null, source, app }, ctx.buildId);
+  const tree = await layer.record({ parent: null, source, app }, { buildId: ctx.buildId });
   if (!(await useTree(ctx, tree))) {
     await ctx.cache.discard(layer);
     await unpack(ctx.root);
   }
 }
 
+/** What prepareTree leaves keepTree to do: record the copy it made, squash the stack, or nothing (not kept). */
+export type TreeKeeping = { copy: Layer; bytes: number } | { squash: true; bytes: number } | null;
+
 /**
- * Keeps the tree of the package this build made: its upper layer, copied off
- * the volume (what the build changed, whiteouts and opaque marks included),
- * over the layers it was mounted on; or, when that would make the stack
- * deeper than builder.cache.layers, squashed with every layer over the
- * bottom one into one layer over it (builder/tree-squash.ts). Not when a
- * copied-up hard link made the upper layer incomplete, when it holds a
- * socket (which the package leaves out), when something still held the tree
- * at unmount, or when the layer would not fit builder.cache.size or the
- * cache's disk (the next build unpacks the package again instead). Call once
- * the package is current and its archive is made.
+ * Starts keeping the tree of the package this build makes, beside the
+ * archive (both only read the finished tree): its upper layer, checked and
+ * copied off the volume (what the build changed, whiteouts and opaque marks
+ * included) into a new layer of the cache, which keepTree records once the
+ * package is current. Nothing is kept when a copied-up hard link made the
+ * upper layer incomplete, when it holds a socket (which the package leaves
+ * out), or when the layer would not fit builder.cache.size or the cache's
+ * disk (the next build unpacks the package again instead). A stack that
+ * would grow deeper than builder.cache.layers is squashed by keepTree, once
+ * the build's overlay is gone. Call after the last command of the build; the
+ * build's cleanup stops the copy and removes a layer it did not record.
  */
-export async function keepTree(ctx: BuildContext, packageId: string): Promise<void> {
-  const base = ctx.base;
-  if (base === null || !ctx.cache.enabled) return;
-  if (!(await base.overlay.unmount())) return;
-  if (await base.overlay.copiedUpHardLinks()) return;
-  const upper = base.overlay.upper;
-  const changed = await survey(ctx, upper);
-  // tar leaves sockets out of a package, so the layer would not be its tree: deleting them would change their
-  // folders' times and bring back a file of the layer below that a socket replaced.
-  if (changed.socket) return;
-  const { layers } = base.tree;
-  const bottom = layers[layers.length - 1];
-  const squashing = bottom !== undefined && layers.length >= ctx.config.builder.cache.layers;
-  // Squashed, the new layer holds what the layers over the bottom one changed too (about: what they took).
-  const over = squashing ? layers.slice(0, -1).reduce((sum, layer) => sum + layer.bytes, 0) : 0;
-  const bytes = changed.bytes + over;
-  if (bytes > ctx.config.builder.cache.size * GIB || !(await roomFor(ctx, bytes))) return;
-  const layer = await beginLayer(ctx);
-  const fields = { source: packageId, app: ctx.app };
-  if (!squashing) {
-    await mustRun(ctx, 'cannot copy the build tree into the cache', 'cp', [
-      '-dR',
-      '--preserve=mode,ownership,timestamps,links,xattr',
-      '--no-target-directory',
-      '--',
-      upper,
-      layer.tree,
-    ]);
+export function prepareTree(ctx: BuildContext): Promise<TreeKeeping> {
+  const stop = new AbortController();
+  const signal = ctx.signal ? AbortSignal.any([ctx.signal, stop.signal]) : stop.signal;
+  let made: Layer | null = null;
+  const done = (async (): Promise<TreeKeeping> => {
+    const base = ctx.base;
+    if (base === null || !ctx.cache.enabled || (await base.overlay.copiedUpHardLinks())) return null;
+    const upper = base.overlay.upper;
+    const changed = await survey(ctx, upper, signal);
+    // tar leaves sockets out of a package, so the layer would not be its tree: deleting them would change their
+    // folders' times and bring back a file of the layer below that a socket replaced.
+    if (changed.socket) return null;
+    const { layers } = base.tree;
+    const squashing = layers.length >= ctx.config.builder.cache.layers;
+    // Squashed, the new layer holds what the layers over the bottom one changed too (about: what they took).
+    const over = squashing ? layers.slice(0, -1).reduce((sum, layer) => sum + layer.bytes, 0) : 0;
+    const bytes = changed.bytes + over;
+    if (bytes > ctx.config.builder.cache.size * GIB || !(await roomFor(ctx, bytes))) return null;
+    if (squashing) return { squash: true, bytes };
+    signal.throwIfAborted();
+    made = await newLayer(ctx);
+    const args = ['-dR', '--preserve=mode,ownership,timestamps,links,xattr', '--no-target-directory', '--', upper, made.tree];
+    await mustRun(ctx, 'cannot copy the build tree into the cache', 'cp', args, signal);
     // A copy takes what its source took.
-    await layer.record({ ...fields, parent: base.tree }, undefined, changed.bytes);
+    return { copy: made, bytes: changed.bytes };
+  })();
+  done.catch(() => undefined);
+  ctx.cleanup.defer('the copy of the build tree', async () => {
+    stop.abort();
+    await done.catch(() => undefined);
+    if (made && !made.recorded()) await ctx.cache.discard(made);
+  });
+  return done;
+}
+
+/**
+ * Keeps the tree of the package this build made, as prepareTree began: its
+ * copied layer recorded over the layers the build was mounted on, or the
+ * build's layer squashed with every one over the bottom layer into one layer
+ * over it (builder/tree-squash.ts). Not when something still held the tree
+ * at unmount. Call once the package is current.
+ */
+export async function keepTree(ctx: BuildContext, packageId: string, prepared: Promise<TreeKeeping>): Promise<void> {
+  const base = ctx.base;
+  const keeping = await prepared;
+  if (base === null || keeping === null) return;
+  if (!(await base.overlay.unmount())) return;
+  const fields = { source: packageId, app: ctx.app };
+  if ('copy' in keeping) {
+    await keeping.copy.record({ ...fields, parent: base.tree }, { bytes: keeping.bytes });
     return;
   }
+  const { layers } = base.tree;
+  const bottom = layers[layers.length - 1] as (typeof layers)[number];
+  const layer = await beginLayer(ctx);
   const dir = await mkdtemp(join(ctx.jail.treeDir, 'squash-'));
   const merged = join(dir, 'merged');
   await mkdir(merged);
-  const unmount = await mountReadOnly(dir, [upper, ...ctx.cache.foldersOf(base.tree)], merged, ctx.cleanup);
+  const unmount = await mountReadOnly(dir, [base.overlay.upper, ...ctx.cache.foldersOf(base.tree)], merged, ctx.cleanup);
   await mkdir(layer.tree);
-  const uppers = [upper, ...ctx.cache.foldersOf({ layers: layers.slice(0, -1) })];
+  const uppers = [base.overlay.upper, ...ctx.cache.foldersOf({ layers: layers.slice(0, -1) })];
   await squash({
     merged,
     bottom: ctx.cache.treeOf(bottom.dir),
@@ -151,39 +178,49 @@ export async function keepTree(ctx: BuildContext, packageId: string): Promise<vo
   ctx.log.output(`the tree's ${layers.length} layers over its bottom one squashed into one for the next build (builder.cache.layers ${ctx.config.builder.cache.layers})`);
 }
 
-/**
- * A new layer folder of the build; removed by the build's cleanup unless
- * `record` (which first writes its data to disk: a crash must not leave a
- * recorded layer of empty files) made it part of the cache.
- */
-async function beginLayer(
-  ctx: BuildContext,
-): Promise<NewLayer & { record: (fields: Parameters<TreeCache['add']>[1], buildId?: number, bytes?: number) => Promise<CachedTree> }> {
+/** A new layer folder of the build, and how it becomes part of the cache. */
+interface Layer extends NewLayer {
+  /** Writes its data to disk (a crash must not leave a recorded layer of empty files), then records it. */
+  /** `bytes` it takes, when known (else measured); `buildId` claims it for that build. */
+  record: (fields: Parameters<TreeCache['add']>[1], options?: { bytes?: number; buildId?: number }) => Promise<CachedTree>;
+  recorded: () => boolean;
+}
+
+async function newLayer(ctx: BuildContext): Promise<Layer> {
   const layer = await ctx.cache.newLayer(ctx.app, ctx.buildId);
   let recorded = false;
-  ctx.cleanup.defer('an unfinished tree layer', async () => {
-    if (!recorded) await ctx.cache.discard(layer);
-  });
-  const record = async (fields: Parameters<TreeCache['add']>[1], buildId?: number, bytes?: number) => {
-    await mustRun(ctx, 'cannot write the tree layer to disk', 'sync', ['--file-system', '--', layer.tree]);
-    const tree = await ctx.cache.add(layer, fields, buildId, bytes);
-    recorded = true;
-    return tree;
+  return {
+    ...layer,
+    recorded: () => recorded,
+    record: async (fields, options = {}) => {
+      await mustRun(ctx, 'cannot write the tree layer to disk', 'sync', ['--file-system', '--', layer.tree]);
+      const tree = await ctx.cache.add(layer, fields, options.buildId, options.bytes);
+      recorded = true;
+      return tree;
+    },
   };
-  return { ...layer, record };
+}
+
+/** A new layer folder of the build, removed by the build's cleanup unless recorded. */
+async function beginLayer(ctx: BuildContext): Promise<Layer> {
+  const layer = await newLayer(ctx);
+  ctx.cleanup.defer('an unfinished tree layer', async () => {
+    if (!layer.recorded()) await ctx.cache.discard(layer);
+  });
+  return layer;
 }
 
 /**
  * What a layer holds, in one pass (run like mustRun's programs): whether a
  * socket, and the bytes it takes on disk (as `du -x` counts: hard links once).
  */
-async function survey(ctx: BuildContext, folder: string): Promise<{ socket: boolean; bytes: number }> {
+async function survey(ctx: BuildContext, folder: string, signal: AbortSignal): Promise<{ socket: boolean; bytes: number }> {
   let socket = false;
   let bytes = 0;
   const seen = new Set<string>();
   const [file, args] = joinedCommand(ctx.jail.cgroupProcs, 'find', [folder, '-xdev', '-printf', '%y %i %b\\n']);
   const result = await run(file, args, {
-    signal: ctx.signal,
+    signal,
     timeoutSeconds: ctx.config.commands.timelimit,
     cleanEnv: true,
     env: { PATH: SYSTEM_PATH },
@@ -199,7 +236,7 @@ async function survey(ctx: BuildContext, folder: string): Promise<{ socket: bool
   return { socket, bytes };
 }
 
-/** A host program over the build's trees, in the build's cgroup, stopped with the build. */
-async function mustRun(ctx: BuildContext, what: string, file: string, args: string[]): Promise<void> {
-  await runChecked(what, ...joinedCommand(ctx.jail.cgroupProcs, file, args), { signal: ctx.signal, timeoutSeconds: ctx.config.commands.timelimit });
+/** A host program over the build's trees, in the build's cgroup, stopped with the build (or by `signal`). */
+async function mustRun(ctx: BuildContext, what: string, file: string, args: string[], signal = ctx.signal): Promise<void> {
+  await runChecked(what, ...joinedCommand(ctx.jail.cgroupProcs, file, args), { signal, timeoutSeconds: ctx.config.commands.timelimit });
 }
