@@ -189,6 +189,29 @@ describe('package archives in frames', function () {
     }
   });
 
+  it('packs the whole tree, without reading the archive before, when it would copy less of it than it makes', async () => {
+    const base = join(dir, 'rewritten-lower');
+    mkdirSync(base);
+    for (let n = 0; n < 24; n++) write(join(base, `blob-${String(n).padStart(2, '0')}`), 40 * 1024);
+    const before = join(dir, 'rewritten-before.tar.zst');
+    const { index } = await packTo(base, before);
+    await withOverlay(base, async (over, top) => {
+      // Most of the tree rewritten, as an interpreter installed over the image rewrites it.
+      for (let n = 0; n < 20; n++) appendFileSync(join(over, `blob-${String(n).padStart(2, '0')}`), 'more\n');
+      const changed = (await listTree(top)).map((entry) => entry.key);
+      let opened = false;
+      const archive = async () => {
+        opened = true;
+        return createReadStream(before);
+      };
+      const file = join(dir, 'rewritten-after.tar.zst');
+      const packed = await packTo(over, file, { reuse: { index, changed, archive } });
+      expect(packed.reused).to.equal(0);
+      expect(opened, 'the archive before was read').to.equal(false);
+      expect((await decompress(file)).equals(await referenceTar(over))).to.equal(true);
+    });
+  });
+
   it('writes a sparse file the same way in every pack (tar names its member after its own PID)', async () => {
     const base = join(dir, 'sparse-lower');
     mkdirSync(base);

@@ -84,6 +84,9 @@ async function inChroot(root: string, argv: string[]): Promise<string> {
     const revision = await app.commit({ 'VERSION': '2\n' }, 'second release');
     const result = await timedBuild('incremental');
     expect(result.stdout).to.include('Using the cached tree of current package');
+    // The archive copies the frames of the ranges this build left alone from the package before.
+    const [, copied] = /(\d+) of \d+ frames copied from the archive before/.exec(result.stdout) ?? [];
+    expect(Number(copied), result.stdout).to.be.above(0);
     // jq is there already: no install, and no package lists fetched (no network).
     expect(result.stdout).to.include('installed already: jq');
     expect(result.stdout).not.to.include('apt-get update');

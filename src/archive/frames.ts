@@ -21,7 +21,9 @@
  * mode, owner and time), so a file changed through any of its names makes
  * again every range holding one of them, and the range of a group's first
  * name is made again with any range that holds another name of the group.
- * Whatever reads the package before checks its hash (storage).
+ * Whatever reads the package before checks its hash (storage), so it is read
+ * only when its frames to copy hold at least as much as the pieces to make:
+ * otherwise the tree is packed whole.
  */
 import { createHash } from 'node:crypto';
 import { lstat } from 'node:fs/promises';
@@ -162,7 +164,7 @@ async function pack(root: string, options: PackOptions & { signal: AbortSignal }
   const compressors = new Compressors(options, emit, () => written);
   const tar = made.length > 0 ? startTar(root, whole ? null : made, signal, procs) : null;
   const members = tar ? new ByteReader(tar.stdout as Readable) : null;
-  const archive = reuse ? await reuse.archive() : null;
+  const archive = reuse && pieces.some((piece) => piece.copy) ? await reuse.archive() : null;
   const before = archive ? new ByteReader(archive) : null;
   try {
     const frames: Frame[] = [];
@@ -281,6 +283,12 @@ function plan(entries: TreeEntry[], heads: Map<string, Buffer>, reuse: Reuse | u
     const changed = range.entries.reduce((sum, entry) => sum + (changedNames.has(entry.key.toString('latin1')) ? entry.bytes : 0), 0);
     return split(bounds[at] as Buffer, range.entries, changed * 2 > total ? sizes.whole : sizes.made, sizes.made);
   });
+  // Copying costs a read of the whole archive before (its hash is checked at its end): worth it only for
+  // most of the tree. Less (a fresh build over the image: the interpreter rewrote nearly every range), and the
+  // tree is packed whole, tar walking it itself with every core compressing.
+  const copied = pieces.reduce((sum, piece) => sum + (piece.copy?.raw ?? 0), 0);
+  const made = pieces.reduce((sum, piece) => sum + (piece.copy ? 0 : piece.entries.reduce((bytes, entry) => bytes + entry.bytes, 0)), 0);
+  if (copied < made) return split(EMPTY, entries, sizes.whole, sizes.made);
   const [first] = pieces;
   // The first frame covers everything before the second, whatever its first name.
   if (first) first.from = EMPTY;
