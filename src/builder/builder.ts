@@ -9,7 +9,7 @@ import { mkdir, mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Config, appSettings } from '../config/config.ts';
 import type { State } from '../state/state.ts';
-import type { StorageHandler } from '../storage/handler.ts';
+import type { StorageHandler, StoredObject } from '../storage/handler.ts';
 import { RepoError, changelog, commitInfo, repoPath, resolveRevision } from '../git/repos.ts';
 import { MAX_ENV_BYTES, envBytes, envBytesOf, loadMetadata } from '../metadata/metadata.ts';
 import { type BuildContext, failOnLimit, jailOptions } from './context.ts';
@@ -33,6 +33,7 @@ import { Jail } from '../sandbox/jail.ts';
 import { removeTree } from '../sandbox/mounts.ts';
 import type { PackageRecord } from '../state/packages.ts';
 import type { MadeCurrent } from '../state/releases.ts';
+import type { FrameIndex } from '../archive/frames.ts';
 
 export interface BuildRequest {
   app: string;
@@ -198,6 +199,7 @@ async function runBuild(
   const tmp = await mkdtemp(join(config.paths.workdir, buildFolderPrefix(app, buildId)));
   // The jail (cgroup, volume, network) and the temp folder go whatever happens, the jail first.
   const cleanup = new Cleanup();
+  let built: { stored: StoredObject; index: FrameIndex };
   try {
     const jail = await confine(config, tmp, cleanup);
     const root = join(jail.treeDir, 'root');
@@ -226,7 +228,7 @@ async function runBuild(
       base: null,
     };
 
-    const { stored, index, keeping } = await withinLimits(ctx, async () => {
+    const { keeping, ...archived } = await withinLimits(ctx, async () => {
       await prepareBase(ctx); //           1. system image (or current package), system action
       if (fresh) await installInterpreter(ctx); // 2. interpreter
       await installAppPackages(ctx); //    3. app's OS packages
@@ -236,43 +238,45 @@ async function runBuild(
       const keeping = prepareTree(ctx); // 7. (begun) the tree for the next build, copied beside the archive
       return { ...(await archivePackage(ctx)), keeping }; // 6. archive into storage
     });
-    const changes = await changelog(repo, current?.revision ?? null, revision);
-
-    const pkg: PackageRecord = {
-      id: stored.sha256,
-      app,
-      // What the build started from: nothing for a fresh package.
-      parent: fresh ? null : (current?.id ?? null),
-      fresh,
-      revision,
-      author: commit.author,
-      date: commit.date,
-      description: commit.description,
-      changelog: changes,
-      interpreter: plan.interpreter,
-      bytes: stored.bytes,
-      storageKey: stored.key,
-      compression: config.builder.compression,
-      createdAt: new Date().toISOString(),
-      metadata,
-      buildId,
-      current: true,
-      file: true,
-    };
-    let made: MadeCurrent;
-    try {
-      made = state.packages.addAsCurrent(pkg, request.requestedBy ?? null, JSON.stringify(index));
-    } catch (error) {
-      await storage.delete(stored.key).catch(() => undefined);
-      throw error;
-    }
-    // 7. the tree for the next build; without it, that build unpacks the package instead.
-    await keepTree(ctx, pkg.id, keeping).catch((error: unknown) => serverLog(`build ${buildId} of ${app}: the tree was not kept: ${(error as Error).message}`));
-    return { pkg, made };
+    built = archived;
+    // 7. the tree for the next build (claimed by this build until it ends); without it, that build unpacks the package.
+    await keepTree(ctx, archived.stored.sha256, keeping).catch((error: unknown) => serverLog(`build ${buildId} of ${app}: the tree was not kept: ${(error as Error).message}`));
   } finally {
     // A cleanup problem is the server's to fix (its log says what); it never replaces the build's outcome.
     await cleanup.close().catch((error: unknown) => serverLog(`build ${buildId} of ${app}: ${(error as Error).message}`));
     await removeTree(tmp).catch((error: unknown) => serverLog(`build ${buildId} of ${app}: ${(error as Error).message}`));
+  }
+
+  // Last, in one transaction: the package recorded and made current. Everything before it can fail (or the
+  // server die) without changing what was there; after it come only the deploy and the build's own record.
+  const { stored, index } = built;
+  const changes = await changelog(repo, current?.revision ?? null, revision);
+  const pkg: PackageRecord = {
+    id: stored.sha256,
+    app,
+    // What the build started from: nothing for a fresh package.
+    parent: fresh ? null : (current?.id ?? null),
+    fresh,
+    revision,
+    author: commit.author,
+    date: commit.date,
+    description: commit.description,
+    changelog: changes,
+    interpreter: plan.interpreter,
+    bytes: stored.bytes,
+    storageKey: stored.key,
+    compression: config.builder.compression,
+    createdAt: new Date().toISOString(),
+    metadata,
+    buildId,
+    current: true,
+    file: true,
+  };
+  try {
+    return { pkg, made: state.packages.addAsCurrent(pkg, request.requestedBy ?? null, JSON.stringify(index)) };
+  } catch (error) {
+    await storage.delete(stored.key).catch(() => undefined);
+    throw error;
   }
 }
 

@@ -143,7 +143,9 @@ export function prepareTree(ctx: BuildContext): Promise<TreeKeeping> {
  * copied layer recorded over the layers the build was mounted on, or the
  * build's layer squashed with every one over the bottom layer into one layer
  * over it (builder/tree-squash.ts). Not when something still held the tree
- * at unmount. Call once the package is current.
+ * at unmount. Call once the archive is stored, before the package is made
+ * current: the layer is claimed by the build, so retention keeps it until
+ * the build ends (and drops it then if the package never became current).
  */
 export async function keepTree(ctx: BuildContext, packageId: string, prepared: Promise<TreeKeeping>): Promise<void> {
   const base = ctx.base;
@@ -152,7 +154,7 @@ export async function keepTree(ctx: BuildContext, packageId: string, prepared: P
   if (!(await base.overlay.unmount())) return;
   const fields = { source: packageId, app: ctx.app };
   if ('copy' in keeping) {
-    await keeping.copy.record({ ...fields, parent: base.tree }, { bytes: keeping.bytes });
+    await keeping.copy.record({ ...fields, parent: base.tree }, { bytes: keeping.bytes, buildId: ctx.buildId });
     return;
   }
   const { layers } = base.tree;
@@ -174,7 +176,7 @@ export async function keepTree(ctx: BuildContext, packageId: string, prepared: P
     timeoutSeconds: ctx.config.commands.timelimit,
   });
   await unmount();
-  await layer.record({ ...fields, parent: { layers: [bottom] } });
+  await layer.record({ ...fields, parent: { layers: [bottom] } }, { buildId: ctx.buildId });
   ctx.log.output(`the tree's ${layers.length} layers over its bottom one squashed into one for the next build (builder.cache.layers ${ctx.config.builder.cache.layers})`);
 }
 
