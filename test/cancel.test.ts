@@ -4,12 +4,14 @@
  * fails as a system error that says so, storing nothing.
  */
 import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { Transform } from 'node:stream';
 import { expect } from 'chai';
 import { build } from '../src/builder/builder.ts';
 import { loadConfig } from '../src/config/config.ts';
+import type { PackageRecord } from '../src/state/packages.ts';
 import { State } from '../src/state/state.ts';
+import type { StoredObject } from '../src/storage/handler.ts';
 import { createStorage } from '../src/storage/index.ts';
 import { World, metadata } from './helpers/world.ts';
 
@@ -31,10 +33,11 @@ describe('cancelling a build (fixture image)', function () {
 
   /**
    * Builds `app` in this process and cancels it the moment a line with `step`
-   * appears. Counts the bytes read from storage: an unpack that was stopped
-   * reads less than the whole archive.
+   * appears (null: the moment its package archive is stored, after which
+   * `onStored` runs). Counts the bytes read from storage: an unpack that was
+   * stopped reads less than the whole archive.
    */
-  async function buildCancelledAt(app: string, step: string, fresh = false) {
+  async function buildCancelledAt(app: string, step: string | null, fresh = false, onStored?: (stored: StoredObject, state: State) => void) {
     const config = loadConfig(world.configFile);
     const state = State.open(config.paths.state);
     try {
@@ -53,6 +56,15 @@ describe('cancelling a build (fixture image)', function () {
         return (await get(key)).pipe(counter);
       };
       const controller = new AbortController();
+      const put = storage.put.bind(storage);
+      storage.put = async (key, body) => {
+        const stored = await put(key, body);
+        if (step === null && stored.key.startsWith('packages/')) {
+          controller.abort();
+          onStored?.(stored, state);
+        }
+        return stored;
+      };
       const lines: string[] = [];
       const outcome = await build(
         { config, state, storage },
@@ -62,7 +74,7 @@ describe('cancelling a build (fixture image)', function () {
           signal: controller.signal,
           onLine: (line) => {
             lines.push(line);
-            if (line.includes(step)) controller.abort();
+            if (step !== null && line.includes(step)) controller.abort();
           },
         },
       );
@@ -77,7 +89,7 @@ describe('cancelling a build (fixture image)', function () {
     await app.commit({ '.upaas.yml': metadata({ interpreter: { type: 'static' } }) });
     const first = await world.cli('build', name);
     expect(first.exitCode, first.stdout + first.stderr).to.equal(0);
-    return world.packages(name);
+    return { app, before: await world.packages(name) };
   }
 
   const packageFiles = (name: string) => {
@@ -86,7 +98,7 @@ describe('cancelling a build (fixture image)', function () {
   };
 
   it('stops the package archive (tar | zstd): nothing is stored, the current package stays', async () => {
-    const before = await appWithPackage('archiving');
+    const { before } = await appWithPackage('archiving');
     const files = packageFiles('archiving');
     const { outcome, lines } = await buildCancelledAt('archiving', 'Creating package archive');
     expect(outcome.ok, lines.join('\n')).to.equal(false);
@@ -95,11 +107,36 @@ describe('cancelling a build (fixture image)', function () {
     expect(packageFiles('archiving'), 'no half-written or complete archive kept').to.deep.equal(files);
   });
 
+  it('a build cancelled once its archive is stored makes nothing current and removes the archive', async () => {
+    const { app, before } = await appWithPackage('late');
+    const files = packageFiles('late');
+    await app.commit({ 'more.txt': 'more\n' });
+    const { outcome, lines } = await buildCancelledAt('late', null);
+    expect(outcome.ok, lines.join('\n')).to.equal(false);
+    expect(lines.at(-1)).to.equal(CANCELLED);
+    expect(await world.packages('late')).to.deep.equal(before);
+    expect(packageFiles('late'), 'the stored archive removed').to.deep.equal(files);
+  });
+
+  it('a build cancelled once its archive is stored keeps the file when a package of the app is that very archive', async () => {
+    await appWithPackage('same');
+    let same = '';
+    // As if a build byte for byte the same had recorded it: the file is that package's now.
+    const { outcome, lines } = await buildCancelledAt('same', null, false, (stored, state) => {
+      same = basename(stored.key);
+      const current = state.packages.current('same') as PackageRecord;
+      state.packages.addAsCurrent({ ...current, id: stored.sha256, storageKey: stored.key, bytes: stored.bytes, buildId: null }, null);
+    });
+    expect(outcome.ok, lines.join('\n')).to.equal(false);
+    expect(lines.at(-1)).to.equal(CANCELLED);
+    expect(packageFiles('same'), 'the recorded package keeps its file').to.include(same);
+  });
+
   it('stops unpacking the current package, before the whole archive is read; with the cache on, no half-made layer stays', async () => {
     for (const cache of [0, 8]) {
       world.update({ builder: { cache: { trees: cache } } });
       const name = `unpacking${cache}`;
-      const before = await appWithPackage(name);
+      const { before } = await appWithPackage(name);
       // Its cached tree gone: the build unpacks the package into a new layer.
       const trees = join(world.dir, 'state/trees');
       rmSync(trees, { recursive: true, force: true });

@@ -240,7 +240,9 @@ async function runBuild(
     });
     built = archived;
     // 7. the tree for the next build (claimed by this build until it ends); without it, that build unpacks the package.
-    await keepTree(ctx, archived.stored.sha256, keeping).catch((error: unknown) => serverLog(`build ${buildId} of ${app}: the tree was not kept: ${(error as Error).message}`));
+    await keepTree(ctx, archived.stored.sha256, keeping).catch((error: unknown) => {
+      if (!request.signal?.aborted) serverLog(`build ${buildId} of ${app}: the tree was not kept: ${(error as Error).message}`);
+    });
   } finally {
     // A cleanup problem is the server's to fix (its log says what); it never replaces the build's outcome.
     await cleanup.close().catch((error: unknown) => serverLog(`build ${buildId} of ${app}: ${(error as Error).message}`));
@@ -250,32 +252,35 @@ async function runBuild(
   // Last, in one transaction: the package recorded and made current. Everything before it can fail (or the
   // server die) without changing what was there; after it come only the deploy and the build's own record.
   const { stored, index } = built;
-  const changes = await changelog(repo, current?.revision ?? null, revision);
-  const pkg: PackageRecord = {
-    id: stored.sha256,
-    app,
-    // What the build started from: nothing for a fresh package.
-    parent: fresh ? null : (current?.id ?? null),
-    fresh,
-    revision,
-    author: commit.author,
-    date: commit.date,
-    description: commit.description,
-    changelog: changes,
-    interpreter: plan.interpreter,
-    bytes: stored.bytes,
-    storageKey: stored.key,
-    compression: config.builder.compression,
-    createdAt: new Date().toISOString(),
-    metadata,
-    buildId,
-    current: true,
-    file: true,
-  };
   try {
+    // A build cancelled (or over time) while its archive was stored or its tree kept changes nothing either.
+    request.signal?.throwIfAborted();
+    const changes = await changelog(repo, current?.revision ?? null, revision);
+    const pkg: PackageRecord = {
+      id: stored.sha256,
+      app,
+      // What the build started from: nothing for a fresh package.
+      parent: fresh ? null : (current?.id ?? null),
+      fresh,
+      revision,
+      author: commit.author,
+      date: commit.date,
+      description: commit.description,
+      changelog: changes,
+      interpreter: plan.interpreter,
+      bytes: stored.bytes,
+      storageKey: stored.key,
+      compression: config.builder.compression,
+      createdAt: new Date().toISOString(),
+      metadata,
+      buildId,
+      current: true,
+      file: true,
+    };
     return { pkg, made: state.packages.addAsCurrent(pkg, request.requestedBy ?? null, JSON.stringify(index)) };
   } catch (error) {
-    await storage.delete(stored.key).catch(() => undefined);
+    // The file goes unless a package of the app names it: a build identical to one it has wrote that one's file again.
+    if (state.packages.get(app, stored.sha256)?.file !== true) await storage.delete(stored.key).catch(() => undefined);
     throw error;
   }
 }
