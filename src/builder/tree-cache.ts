@@ -115,8 +115,10 @@ export class TreeCache {
   /**
    * Drops what is no longer kept: trees whose package is not current, and the
    * least recently used beyond builder.cache; never a layer a live build
-   * stands on. `imageSource`: the stored system image's hash (its tree's
-   * source). Returns the folders removed.
+   * stands on or has kept, nor the tree of the package it started from (its
+   * app's current one again if the build fails after all, even once its own
+   * layer was squashed apart from it). `imageSource`: the stored system
+   * image's hash (its tree's source). Returns the folders removed.
    */
   async collect(imageSource: string | null): Promise<string[]> {
     const { trees, size } = this.config.builder.cache;
@@ -140,8 +142,12 @@ export class TreeCache {
       }
       return kept;
     };
+    const live = (layers: TreeLayer[]): string[] => {
+      const bases = this.state.builds.liveBases();
+      return [...bases.trees, ...layers.filter((layer) => layer.app !== null && bases.packages.has(layer.source)).map((layer) => layer.dir)];
+    };
     // Turned off, the cache keeps nothing but what live builds stand on.
-    const dropped = this.state.trees.collect(this.enabled ? keep : () => [], () => this.state.builds.liveBases().trees);
+    const dropped = this.state.trees.collect(this.enabled ? keep : () => [], live);
     for (const dir of dropped) await removeTree(join(this.folder, dir));
     return dropped;
   }

@@ -101,16 +101,16 @@ export class TreeLayers {
   /**
    * Deletes the rows of every layer that `keep` (layer folders) and the live
    * builds' layers do not reach through their parents, in one transaction;
-   * returns the deleted folders (for the caller to remove). `keep` is asked
+   * returns the deleted folders (for the caller to remove). Both are asked
    * for inside the transaction, from the layers as they are then.
    */
-  collect(keep: (layers: TreeLayer[]) => Iterable<string>, liveLayers: () => Iterable<string>): string[] {
+  collect(keep: (layers: TreeLayer[]) => Iterable<string>, liveLayers: (layers: TreeLayer[]) => Iterable<string>): string[] {
     return this.db
       .transaction(() => {
         const layers = this.all();
         const byDir = new Map(layers.map((layer) => [layer.dir, layer]));
         const reached = new Set<string>();
-        for (const start of [...keep(layers), ...liveLayers()]) {
+        for (const start of [...keep(layers), ...liveLayers(layers)]) {
           for (let dir: string | null = start; dir !== null && !reached.has(dir); dir = byDir.get(dir)?.parent ?? null) {
             if (byDir.has(dir)) reached.add(dir);
           }
