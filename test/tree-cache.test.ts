@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { execa } from 'execa';
+import { TestServer } from './helpers/server.ts';
 import { type AppRepo, type PackageJson, World, fastConfig, metadata } from './helpers/world.ts';
 
 /**
@@ -259,6 +260,25 @@ describe('tree cache (fixture image)', function () {
     expect(result.stdout).to.include('Using the cached tree of current package');
     expect(result.exitCode, result.stdout).to.equal(1);
     expect(result.lines.filter(Boolean).pop()).to.match(/^!     user error: the build filled its disk: it may use 100 MiB \(builder\.limits\.disk\), the cached tree it builds on \([0-9]+ MiB\) included$/);
+  });
+
+  it("drops at the server's start what the cache no longer keeps (here: all of it, the cache turned off)", async () => {
+    const doctor = async () => (JSON.parse((await world.cli('doctor', '--json')).stdout) as { cache: { layers: number } }).cache;
+    const trees = join(world.dir, 'state/trees');
+    await app.commit(stage(1));
+    await build();
+    // The image's tree and the package's over it.
+    expect(await doctor()).to.include({ layers: 2 });
+    world.update({ builder: { cache: { trees: 0 } } });
+    const server = new TestServer(world);
+    await server.start();
+    try {
+      expect(server.output.join('')).to.include('the tree cache dropped 2 layers it no longer keeps');
+      expect(await doctor()).to.include({ layers: 0 });
+      expect(readdirSync(trees)).to.deep.equal([]);
+    } finally {
+      await server.stop();
+    }
   });
 
   it('with builder.cache.trees 0 keeps nothing and builds as before', async () => {

@@ -13,6 +13,7 @@ import { runBuild } from '../core/builds.ts';
 import { GitGc } from '../core/git-gc.ts';
 import { GitSlots } from '../core/git-slots.ts';
 import { sweepDeletions } from '../core/repos.ts';
+import { collectTrees } from '../core/retention.ts';
 import { BuildQueue } from '../core/queue.ts';
 import type { Services } from '../core/services.ts';
 import { Webhooks } from '../core/webhooks.ts';
@@ -53,6 +54,14 @@ export async function startServer(base: Services): Promise<RunningServer> {
   await sweepInterrupted(config, state, log, true);
   await sweepDeletions(base, log);
   for (const path of await storage.sweep()) log(`upaas: removed ${path}, left half-written by a storage write that was interrupted`);
+  // Layers no longer kept (of a package an interrupted build never made current, or beyond a lowered builder.cache
+  // bound) go now, not after the next build or rollback.
+  try {
+    const dropped = await collectTrees(base);
+    if (dropped.length > 0) log(`upaas: the tree cache dropped ${dropped.length} layers it no longer keeps`);
+  } catch (error) {
+    log(`upaas: could not collect the tree cache: ${(error as Error).message}`);
+  }
   const webhooks = new Webhooks(base);
   const stale = webhooks.failStale();
   if (stale > 0) log(`upaas: ${stale} webhook deliveries left pending by a process that ended are marked failed`);
