@@ -44,6 +44,8 @@ t=/srv/t
 case "$(cat stage)" in
 1)
   [ -e $t ] && exit 0
+  # Ballast no later stage touches, in whole frames of its own: the builds after copy those (archive/frames.ts).
+  if [ -e ballast ]; then mkdir -p /opt/ballast; for i in 1 2 3; do head -c 33M /dev/zero > /opt/ballast/$i; done; fi
   mkdir -p $t/dir/sub $t/keep $t/moved/inner $t/hl $t/gone-dir/x
   echo hi > $t/hl/a; ln $t/hl/a $t/hl/b
   echo x > $t/dir/sub/f; echo y > $t/gone; echo k > $t/keep/k; ln $t/keep/k $t/k2
@@ -111,13 +113,15 @@ describe('tree cache (fixture image)', function () {
     const [pkg] = await world.packages(name);
     return { stdout: result.stdout, pkg: pkg as PackageJson };
   };
-  const raw = async (pkg: PackageJson) => (await execa('zstd', ['-dc', world.packageFile(name, pkg)], { encoding: 'buffer' })).stdout;
+  /** How many lines of the package's uncompressed tar stream hold `text` (grep reads it: it is over 100 MB). */
+  const linesWith = async (pkg: PackageJson, text: string) =>
+    (await execa('zstd', ['-dc', world.packageFile(name, pkg)], { buffer: false }).pipe('grep', ['-c', '-a', '-F', '--', text], { reject: false })).stdout;
   const tree = async (pkg: PackageJson) => describeTree(await world.unpack(name, pkg), ['home/app/.git']);
 
   /** Builds three stages on cached trees, then the same revisions with the cache off, and compares the packages. */
   const bothWays = async (layers: number | null) => {
     if (layers !== null) world.update({ builder: { cache: { layers } } });
-    await app.commit(stage(1));
+    await app.commit({ ...stage(1), ballast: '' });
     const parent = await build();
     expect(parent.stdout, 'a fresh build looks at the frames of the system image').to.match(/\d+ of \d+ frames copied from the archive before/);
     const second = await app.commit(stage(2));
@@ -132,8 +136,8 @@ describe('tree cache (fixture image)', function () {
     // Its archive copied what the build left alone from the package before (archive/frames.ts).
     // (Stage 3 changes a hard-linked file: its layer is not kept, so the squash shows in stage 2's build.)
     if (layers !== null) expect(x.stdout, 'stacked deeper than builder.cache.layers').to.include('squashed into one');
-    // It looked at the frames of the package before (which it copies when they are most of the tree: test/real.test.ts).
-    expect(x2.stdout).to.match(/\d+ of \d+ frames copied from the archive before/);
+    // Both copied the ballast's frames from the package before, and made the rest again.
+    for (const { stdout } of [x, x2]) expect(Number(/(\d+) of \d+ frames copied from the archive before/.exec(stdout)?.[1]), stdout).to.be.at.least(2);
 
     // The same revisions again from the same parent, with the cache off: unpack, build, pack.
     expect((await world.cli('rollback', name, parent.pkg.id)).exitCode).to.equal(0);
@@ -145,8 +149,7 @@ describe('tree cache (fixture image)', function () {
     expect(await tree(x.pkg)).to.deep.equal(await tree(y.pkg));
     expect(await tree(x2.pkg)).to.deep.equal(await tree(y2.pkg));
     for (const pkg of [x.pkg, x2.pkg]) {
-      const bytes = await raw(pkg);
-      expect(Buffer.from(bytes).includes('trusted.overlay'), 'no overlayfs attribute in a package').to.equal(false);
+      expect(await linesWith(pkg, 'trusted.overlay'), 'no overlayfs attribute in a package').to.equal('0');
       const listing = await execa('tar', ['-tv', '--zstd', '-f', world.packageFile(name, pkg)]);
       expect(listing.stdout.split('\n').filter((line) => line.startsWith('c')), 'no whiteout in a package').to.deep.equal([]);
     }
