@@ -9,6 +9,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type Result, type ResultPromise, execa } from 'execa';
 import { joinedCommand } from '../process/join-cgroup.ts';
+import { settledAll } from '../process/settled.ts';
 
 export type Compression = 'zstd' | 'gzip';
 
@@ -57,16 +58,19 @@ export async function unpackTree(
   signal?: AbortSignal,
   cgroupProcs: readonly string[] = [],
 ): Promise<void> {
-  const [tarFile, tarArgs] = joinedCommand(cgroupProcs, 'tar', ['--extract', '--file=-', '--preserve-permissions', '--same-owner', ...TAR_COMMON, '--directory', root]);
-  const tar = execa(tarFile, tarArgs, { buffer: { stdout: true, stderr: true }, reject: false, stdin: 'pipe', cancelSignal: signal });
+  const tar = extractInto(root, { signal, cgroupProcs });
   const [file, args] = joinedCommand(cgroupProcs, ...decompressor(compression));
   const unzip = execa(file, args, { buffer: { stderr: true }, reject: false, stdin: 'pipe', stdout: tar.stdin, cancelSignal: signal });
   tar.stdin.destroy();
   const feeding = pipeline(stream, unzip.stdin);
-  const outcomes = await Promise.allSettled([feeding, finished(file, unzip), finished('tar', tar)]);
-  // The source's own error (a checksum mismatch) says most; report it first.
-  const failure = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
-  if (failure) throw failure.reason;
+  // The source's own error (a checksum mismatch) says most; it comes first.
+  await settledAll([feeding, finished(file, unzip), finished('tar', tar)]);
+}
+
+/** tar extracting the archive on its stdin into `root` exactly as it was packed (the caller feeds and closes its stdin). */
+function extractInto(root: string, options: { signal?: AbortSignal; cgroupProcs: readonly string[]; timeout?: number }) {
+  const [file, args] = joinedCommand(options.cgroupProcs, 'tar', ['--extract', '--file=-', '--preserve-permissions', '--same-owner', ...TAR_COMMON, '--directory', root]);
+  return execa(file, args, { buffer: { stdout: true, stderr: true }, reject: false, stdin: 'pipe', cancelSignal: options.signal, timeout: options.timeout });
 }
 
 /**
@@ -86,13 +90,10 @@ export async function copyEntries(
   const timeout = options.timeoutSeconds === undefined ? undefined : options.timeoutSeconds * 1000;
   const list = Buffer.concat(names.flatMap((name) => [name, Buffer.from([0])]));
   const [packFile, packArgs] = joinedCommand(cgroupProcs, 'tar', [...TAR_CREATE, '--directory', from, '--no-recursion', '--null', '--verbatim-files-from', '--files-from=-']);
-  const [takeFile, takeArgs] = joinedCommand(cgroupProcs, 'tar', ['--extract', '--file=-', '--preserve-permissions', '--same-owner', ...TAR_COMMON, '--directory', into]);
-  const take = execa(takeFile, takeArgs, { buffer: { stdout: true, stderr: true }, reject: false, stdin: 'pipe', cancelSignal: signal, timeout });
+  const take = extractInto(into, { signal, cgroupProcs, timeout });
   const pack = execa(packFile, packArgs, { input: list, buffer: { stdout: false, stderr: true }, reject: false, stdout: take.stdin, cancelSignal: signal, timeout });
   take.stdin.destroy();
-  const outcomes = await Promise.allSettled([finished('tar (reading)', pack), finished('tar (writing)', take)]);
-  const failure = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
-  if (failure) throw failure.reason;
+  await settledAll([finished('tar (reading)', pack), finished('tar (writing)', take)]);
 }
 
 export function compressionOf(key: string): Compression {

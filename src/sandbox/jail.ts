@@ -6,6 +6,7 @@
  * undone by one cleanup stack, so a jail made halfway leaves nothing either.
  */
 import type { Cleanup } from '../process/cleanup.ts';
+import { settledAll } from '../process/settled.ts';
 import { BuildCgroup, type Layout, detectLayout, parentName } from './cgroups.ts';
 import { type NetworkMode, openNetwork } from './network.ts';
 import { probeUserNamespaces } from './userns.ts';
@@ -104,12 +105,4 @@ export class Jail implements Confinement {
     }
     return null;
   }
-}
-
-/** Promise.all that waits for every promise to settle before it rejects with the first failure. */
-async function settledAll<T extends readonly unknown[]>(promises: { [K in keyof T]: Promise<T[K]> }): Promise<T> {
-  const results = await Promise.allSettled(promises);
-  const failed = results.find((result): result is PromiseRejectedResult => result.status === 'rejected');
-  if (failed) throw failed.reason;
-  return results.map((result) => (result as PromiseFulfilledResult<unknown>).value) as unknown as T;
 }

@@ -87,15 +87,15 @@ export async function unpackBase(ctx: BuildContext, key: string, compression: Co
   }
 }
 
-/** What prepareTree leaves keepTree to do: record the copy it made, squash the stack, or nothing (not kept). */
-export type TreeKeeping = { copy: Layer; bytes: number } | { squash: true; bytes: number } | null;
+/** What prepareTree leaves keepTree to do: record the copy it made (taking `bytes`), squash the stack, or nothing (not kept). */
+export type TreeKeeping = { copy: Layer; bytes: number } | { squash: true } | null;
 
 /**
  * Starts keeping the tree of the package this build makes, beside the
  * archive (both only read the finished tree): its upper layer, checked and
  * copied off the volume (what the build changed, whiteouts and opaque marks
  * included) into a new layer of the cache, which keepTree records once the
- * package is current. Nothing is kept when a copied-up hard link made the
+ * archive is stored. Nothing is kept when a copied-up hard link made the
  * upper layer incomplete, when it holds a socket (which the package leaves
  * out), or when the layer would not fit builder.cache.size or the cache's
  * disk (the next build unpacks the package again instead). A stack that
@@ -121,7 +121,7 @@ export function prepareTree(ctx: BuildContext): Promise<TreeKeeping> {
     const over = squashing ? layers.slice(0, -1).reduce((sum, layer) => sum + layer.bytes, 0) : 0;
     const bytes = changed.bytes + over;
     if (bytes > ctx.config.builder.cache.size * GIB || !(await roomFor(ctx, bytes))) return null;
-    if (squashing) return { squash: true, bytes };
+    if (squashing) return { squash: true };
     signal.throwIfAborted();
     made = await newLayer(ctx);
     const args = ['-dR', '--preserve=mode,ownership,timestamps,links,xattr', '--no-target-directory', '--', upper, made.tree];
@@ -182,8 +182,10 @@ export async function keepTree(ctx: BuildContext, packageId: string, prepared: P
 
 /** A new layer folder of the build, and how it becomes part of the cache. */
 interface Layer extends NewLayer {
-  /** Writes its data to disk (a crash must not leave a recorded layer of empty files), then records it. */
-  /** `bytes` it takes, when known (else measured); `buildId` claims it for that build. */
+  /**
+   * Writes its data to disk (a crash must not leave a recorded layer of empty files), then records it: `bytes`
+   * it takes, when known (else measured); `buildId` claims it for that build.
+   */
   record: (fields: Parameters<TreeCache['add']>[1], options?: { bytes?: number; buildId?: number }) => Promise<CachedTree>;
   recorded: () => boolean;
 }
